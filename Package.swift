@@ -1,0 +1,51 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Modules and the way they depend (see ARCHITECTURE.md):
+//   CairnCore (entry format, crypto, clock) ← CairnStore (SQLite log) ← Cairn (library facade) ← cairn (CLI)
+//   CairnSQLite (thin SQLite C API wrapper) ← CairnStore, CairnReconcile
+//   CairnReconcile (Negentropy V1 set reconciliation) stands alone: no Cairn types, no networking.
+let package = Package(
+    name: "cairn",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Cairn", targets: ["Cairn"]),
+        .library(name: "CairnReconcile", targets: ["CairnReconcile"]),
+        .executable(name: "cairn", targets: ["CairnCLI"]),
+        .executable(name: "cairn-bench", targets: ["CairnBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        .target(name: "CairnCore", dependencies: ["CSodium", "CBlake2"]),
+        .target(name: "CairnSQLite", dependencies: ["CSQLite"]),
+        .target(name: "CairnReconcile", dependencies: ["CairnSQLite", "CSodium"]),
+        .target(name: "CairnStore", dependencies: [
+            "CairnCore", "CairnSQLite",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Cairn", dependencies: [
+            "CairnCore", "CairnStore", "CairnReconcile",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "CairnCLI", dependencies: [
+            "Cairn",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "CairnBench", dependencies: ["Cairn", "CairnReconcile", "CSodium", "CSQLite"]),
+
+        .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"]),
+        .testTarget(name: "CairnSQLiteTests", dependencies: ["CairnSQLite"]),
+        .testTarget(name: "CairnReconcileTests", dependencies: ["CairnReconcile", "CairnSQLite"]),
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnCore", "CairnSQLite"]),
+        .testTarget(name: "CairnTests", dependencies: ["Cairn"]),
+        .testTarget(name: "CairnCLITests", dependencies: ["Cairn"]),
+    ]
+)

@@ -1,0 +1,250 @@
+import CairnCore
+import CairnStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a bundle cannot be read or imported. Nothing is applied when any of these is thrown.
+public enum BundleError: Error, Equatable, CustomStringConvertible {
+    case cannotOpen(path: String)
+    case notABundle
+    case unsupportedVersion(UInt8)
+    case wrongLog(expected: Hash32, found: Hash32)
+    case truncated
+    case malformed(String)
+    case checksumMismatch
+    case countMismatch(declared: UInt64, found: UInt64)
+    /// Entries the log refused; the import was rolled back.
+    case rejected([(index: Int, reason: RejectReason)])
+
+    public static func == (a: BundleError, b: BundleError) -> Bool { a.description == b.description }
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path): "cannot open bundle \(path)"
+        case .notABundle: "not a Cairn bundle (bad magic)"
+        case .unsupportedVersion(let v): "unsupported bundle version \(v)"
+        case .wrongLog(let expected, let found): "bundle is for log \(found.shortHex()), this is log \(expected.shortHex())"
+        case .truncated: "bundle is truncated"
+        case .malformed(let what): "corrupt bundle: \(what)"
+        case .checksumMismatch: "corrupt bundle: checksum mismatch"
+        case .countMismatch(let declared, let found): "corrupt bundle: declares \(declared) entries, holds \(found)"
+        case .rejected(let list):
+            "bundle rejected, nothing imported: "
+                + list.prefix(5).map { "entry #\($0.index): \($0.reason)" }.joined(separator: "; ")
+                + (list.count > 5 ? " (and \(list.count - 5) more)" : "")
+        }
+    }
+}
+
+/// The bundle file format (see ARCHITECTURE.md, "Bundle format"):
+///
+///     magic "CAIRNBDL" | u8 version = 1 | log id [32]
+///     record*  where record = 0x01 | u32 body length | body | signature [64] | u8 has value | [u32 length | value]
+///     0x00 | u64 entry count | BLAKE2b-256 of every byte before it [32]
+///
+/// Entries are in ingest order, so parents come before children.
+enum BundleFormat {
+    static let magic = Array("CAIRNBDL".utf8)
+    static let version: UInt8 = 1
+    static let entryTag: UInt8 = 1
+    static let endTag: UInt8 = 0
+}
+
+/// A buffered file writer that hashes everything it writes.
+final class HashingWriter {
+    private let file: UnsafeMutablePointer<FILE>
+    private var hasher = Blake2b.Hasher()
+    let path: String
+
+    init(path: String) throws {
+        guard let file = fopen(path, "wb") else { throw BundleError.cannotOpen(path: path) }
+        self.file = file
+        self.path = path
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        hasher.update(bytes)
+        guard fwrite(bytes, 1, bytes.count, file) == bytes.count else { throw DataDirectoryError.io(path: path, errno: errno) }
+    }
+
+    func finish() throws {
+        let digest = hasher.finalize()
+        guard fwrite(digest.bytes, 1, 32, file) == 32, fflush(file) == 0, fsync(fileno(file)) == 0 else {
+            throw DataDirectoryError.io(path: path, errno: errno)
+        }
+        fclose(file)
+    }
+
+    deinit {}
+}
+
+/// A buffered file reader that hashes everything it reads, failing with `truncated` at EOF.
+final class HashingReader {
+    private let file: UnsafeMutablePointer<FILE>
+    private var hasher = Blake2b.Hasher()
+
+    init(path: String) throws {
+        guard let file = fopen(path, "rb") else { throw BundleError.cannotOpen(path: path) }
+        self.file = file
+    }
+
+    deinit { fclose(file) }
+
+    func read(_ count: Int, hashing: Bool = true) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        guard count == 0 || fread(&bytes, 1, count, file) == count else { throw BundleError.truncated }
+        if hashing { hasher.update(bytes) }
+        return bytes
+    }
+
+    func u8() throws -> UInt8 { try read(1)[0] }
+    func u32() throws -> UInt32 { try read(4).reduce(0) { $0 << 8 | UInt32($1) } }
+    func u64() throws -> UInt64 { try read(8).reduce(0) { $0 << 8 | UInt64($1) } }
+    func digest() -> Hash32 { hasher.finalize() }
+    var atEnd: Bool {
+        let c = fgetc(file)
+        if c == EOF { return true }
+        ungetc(c, file)
+        return false
+    }
+}
+
+/// Reads a bundle record by record, checking the header, each record's framing and the
+/// trailer's count and checksum.
+struct BundleReader {
+    let reader: HashingReader
+    let logID: Hash32
+    private(set) var count: UInt64 = 0
+
+    init(path: String) throws {
+        reader = try HashingReader(path: path)
+        guard (try? reader.read(8)) == BundleFormat.magic else { throw BundleError.notABundle }
+        let version = try reader.u8()
+        guard version == BundleFormat.version else { throw BundleError.unsupportedVersion(version) }
+        logID = Hash32(bytes: try reader.read(32))!
+    }
+
+    /// The next entry, or `nil` after the trailer has been read and checked.
+    mutating func next() throws -> RawEntry? {
+        switch try reader.u8() {
+        case BundleFormat.entryTag:
+            let length = Int(try reader.u32())
+            guard length <= EntryBody.maxBodyBytes else { throw BundleError.malformed("entry body of \(length) bytes") }
+            let body = try reader.read(length)
+            let signature = try reader.read(SignedEntry.signatureBytes)
+            var value: [UInt8]?
+            switch try reader.u8() {
+            case 0: break
+            case 1:
+                let valueLength = try reader.u32()
+                guard valueLength <= EntryBody.maxValueLength else { throw BundleError.malformed("value of \(valueLength) bytes") }
+                value = try reader.read(Int(valueLength))
+            case let flag: throw BundleError.malformed("value flag \(flag)")
+            }
+            count += 1
+            return RawEntry(body: body, signature: signature, value: value)
+        case BundleFormat.endTag:
+            let declared = try reader.u64()
+            let computed = reader.digest()
+            let stored = Hash32(bytes: try reader.read(32, hashing: false))!
+            guard stored == computed else { throw BundleError.checksumMismatch }
+            guard declared == count else { throw BundleError.countMismatch(declared: declared, found: count) }
+            guard reader.atEnd else { throw BundleError.malformed("bytes after the trailer") }
+            return nil
+        case let tag:
+            throw BundleError.malformed("record tag \(tag)")
+        }
+    }
+}
+
+/// What an import did.
+public struct ImportReport: Sendable {
+    public var entries = 0
+    public var applied = 0
+    public var duplicates = 0
+    public var orphaned = 0
+    public var quarantined = 0
+    public init() {}
+}
+
+extension CairnLog {
+    /// Writes every entry (and every value still held) to a bundle file, parents first.
+    /// Returns the number of entries written.
+    @discardableResult
+    public func exportBundle(to path: String) throws -> Int {
+        try store.exportBundle(to: path)
+    }
+
+    /// Imports a bundle, all or nothing: the file is first read whole to check its framing,
+    /// count and checksum (memory stays bounded: nothing is kept), then its entries are
+    /// verified and inserted in batches inside one transaction. Any refused entry rolls the
+    /// whole import back and is reported.
+    public func importBundle(from path: String, batchSize: Int = 2000) throws -> ImportReport {
+        try store.importBundle(from: path, batchSize: batchSize)
+    }
+}
+
+extension LogStore {
+    func exportBundle(to path: String) throws -> Int {
+        let store = self
+        let writer = try HashingWriter(path: path)
+        try writer.write(BundleFormat.magic + [BundleFormat.version] + logID.bytes)
+        var count: UInt64 = 0
+        try store.database.readTransaction {
+            try store.forEachEntry { stored in
+                var w = ByteWriter(capacity: stored.entry.bodyBytes.count + 80)
+                w.u8(BundleFormat.entryTag)
+                w.raw(stored.entry.framed)
+                if case .put(_, _, let ref) = stored.entry.payload, case .present(let bytes) = try store.value(ref.digest) {
+                    w.u8(1)
+                    w.u32(UInt32(bytes.count))
+                    w.raw(bytes)
+                } else {
+                    w.u8(0)
+                }
+                try writer.write(w.bytes)
+                count += 1
+                return true
+            }
+        }
+        var trailer = ByteWriter()
+        trailer.u8(BundleFormat.endTag)
+        trailer.u64(count)
+        try writer.write(trailer.bytes)
+        try writer.finish()
+        return Int(count)
+    }
+
+    func importBundle(from path: String, batchSize: Int) throws -> ImportReport {
+        let store = self
+        var check = try BundleReader(path: path)
+        guard check.logID == logID else { throw BundleError.wrongLog(expected: logID, found: check.logID) }
+        while try check.next() != nil {}
+
+        var reader = try BundleReader(path: path)
+        var report = ImportReport()
+        try store.database.writeTransaction {
+            var batch: [RawEntry] = []
+            var rejected: [(index: Int, reason: RejectReason)] = []
+            func flush() throws {
+                let result = try store.insert(batch)
+                rejected += result.rejected.map { (report.entries + $0.index, $0.reason) }
+                report.applied += result.applied.count
+                report.duplicates += result.duplicates
+                report.orphaned += result.orphaned.count
+                report.quarantined += result.quarantined.count
+                report.entries += batch.count
+                batch.removeAll(keepingCapacity: true)
+            }
+            while let raw = try reader.next() {
+                batch.append(raw)
+                if batch.count == batchSize { try flush() }
+            }
+            try flush()
+            if !rejected.isEmpty { throw BundleError.rejected(rejected) }
+        }
+        return report
+    }
+}

@@ -1,0 +1,241 @@
+@_exported import CairnCore
+@_exported import CairnStore
+
+/// A Cairn log opened from a data directory: the library's front door.
+///
+/// ```swift
+/// let log = try await CairnLog.create(at: "/var/lib/manifests", name: "manifests")
+/// try await log.put("tables", "orders/v42", Array("s3://bucket/orders-42".utf8))
+/// let value = try await log.get("tables", "orders/v42")
+/// for try await change in log.changes(after: 0, follow: true) { ... }
+/// ```
+///
+/// All calls are serialized on the actor's one SQLite connection; other processes may open the
+/// same directory at the same time (SQLite's WAL serializes their writes).
+public actor CairnLog {
+    /// The log id (the genesis entry's id).
+    public nonisolated let logID: Hash32
+    /// This node's public key: the author of its entries.
+    public nonisolated let nodeKey: PublicKey
+    /// Where the log lives.
+    public nonisolated let directory: DataDirectory
+
+    let store: LogStore
+    let signer: SigningKey
+
+    private init(directory: DataDirectory, store: LogStore, signer: SigningKey) {
+        self.directory = directory
+        self.store = store
+        self.signer = signer
+        self.logID = store.logID
+        self.nodeKey = signer.publicKey
+    }
+
+    // MARK: - Opening
+
+    /// Creates a new log in `path` (created if needed): a node key (mode 0600) and a genesis
+    /// entry naming the log, with this node as its first admin plus `writers`.
+    public static func create(
+        at path: String, name: String, writers: [WriterGrant] = [], options: StoreOptions = StoreOptions()
+    ) throws -> CairnLog {
+        let directory = DataDirectory(path: path)
+        guard !directory.exists else { throw DataDirectoryError.alreadyInitialized(path: path) }
+        try directory.createDirectory()
+        let key = try directory.loadOrCreateKey()
+        var grants = [key.publicKey: Role.admin]
+        for grant in writers where grant.key != key.publicKey { grants[grant.key] = grant.role }
+        var clock = HybridClock(wall: options.wallClock)
+        let body = EntryBody(
+            hlc: clock.now(), author: key.publicKey, parents: [],
+            payload: .genesis(name: name, writers: grants.map { WriterGrant(key: $0.key, role: $0.value) }.sorted { $0.key < $1.key })
+        )
+        let genesis = try SignedEntry(signing: body, with: key)
+        let store = try LogStore.create(path: directory.databasePath, genesis: genesis, options: options)
+        return CairnLog(directory: directory, store: store, signer: key)
+    }
+
+    /// Opens the log in `path`.
+    public static func open(at path: String, options: StoreOptions = StoreOptions()) throws -> CairnLog {
+        let directory = DataDirectory(path: path)
+        guard directory.exists else { throw DataDirectoryError.missing(path: path) }
+        let store = try LogStore.open(path: directory.databasePath, options: options)
+        return CairnLog(directory: directory, store: store, signer: try directory.loadKey())
+    }
+
+    /// The genesis entry.
+    public var genesis: SignedEntry {
+        get throws {
+            guard let stored = try store.entry(id: logID) else { throw StoreError.notFound("genesis") }
+            return stored.entry
+        }
+    }
+
+    /// The log's name, from its genesis entry.
+    public var name: String {
+        get throws {
+            guard case .genesis(let name, _) = try genesis.payload else { return "" }
+            return name
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Sets `bucket/key` to `value`; returns the signed entry (preceded by a merge if the DAG had diverged).
+    @discardableResult
+    public func put(_ bucket: String, _ key: String, _ value: [UInt8]) throws -> SignedEntry {
+        try store.append([.put(bucket: bucket, key: key, value: value)], signer: signer).last!
+    }
+
+    /// Deletes `bucket/key` (writes a tombstone).
+    @discardableResult
+    public func delete(_ bucket: String, _ key: String) throws -> SignedEntry {
+        try store.append([.delete(bucket: bucket, key: key)], signer: signer).last!
+    }
+
+    /// Appends several writes in one transaction (much faster than one by one).
+    @discardableResult
+    public func write(_ writes: [LocalWrite]) throws -> [SignedEntry] {
+        try store.append(writes, signer: signer)
+    }
+
+    /// Grants `key` the right to write (this node must be an admin).
+    @discardableResult
+    public func addWriter(_ key: PublicKey, role: Role = .writer) throws -> SignedEntry {
+        try store.append([.other(.addWriter(WriterGrant(key: key, role: role)))], signer: signer).last!
+    }
+
+    /// Revokes `key` for entries with HLC ≥ `from` (default: from now). Entries it signed
+    /// before still verify.
+    @discardableResult
+    public func revokeWriter(_ key: PublicKey, from: HLC? = nil) throws -> SignedEntry {
+        let since = from ?? HLC(wallMilliseconds: store.nowMilliseconds, counter: 0)
+        return try store.append([.other(.revokeWriter(key: key, from: since))], signer: signer).last!
+    }
+
+    /// Erases the bytes of the current value of `bucket/key` (and of every version sharing
+    /// them). Hashes and signatures still verify. Returns the purged digest.
+    @discardableResult
+    public func purge(_ bucket: String, _ key: String) throws -> Hash32 {
+        guard let ref = try store.state(bucket: bucket, key: key)?.value else {
+            throw StoreError.notFound("\(bucket)/\(key) has no value")
+        }
+        try store.purge(ref.digest)
+        return ref.digest
+    }
+
+    /// Erases the bytes of a value by digest.
+    @discardableResult
+    public func purge(digest: Hash32) throws -> Bool { try store.purge(digest) }
+
+    /// Inserts entries received from elsewhere (a peer, a bundle): verified, idempotent.
+    public func insert(_ entries: [RawEntry]) throws -> InsertReport { try store.insert(entries) }
+
+    /// Re-checks quarantined entries now that time has passed.
+    @discardableResult
+    public func recheckQuarantine() throws -> InsertReport { try store.recheckQuarantine() }
+
+    // MARK: - Reading
+
+    /// The current value of `bucket/key`, or `nil` if absent or deleted.
+    /// Throws ``ValueError/purged`` if the value's bytes were purged.
+    public func get(_ bucket: String, _ key: String) throws -> [UInt8]? {
+        guard let state = try store.state(bucket: bucket, key: key), let ref = state.value else { return nil }
+        switch try store.value(ref.digest) {
+        case .present(let bytes): return bytes
+        case .purged: throw ValueError.purged(ref.digest)
+        case .missing: throw ValueError.missing(ref.digest)
+        }
+    }
+
+    /// The state record of `bucket/key` (winner, HLC, author, value reference), deleted or not.
+    public func state(_ bucket: String, _ key: String) throws -> KeyState? { try store.state(bucket: bucket, key: key) }
+
+    /// The value bytes behind a digest.
+    public func value(_ digest: Hash32) throws -> ValueLookup { try store.value(digest) }
+
+    /// Live keys of `bucket` with `prefix`, in byte order.
+    public func list(_ bucket: String, prefix: String = "", after: String? = nil, limit: Int = 1000) throws -> [KeyState] {
+        try store.list(bucket: bucket, prefix: prefix, after: after, limit: limit)
+    }
+
+    /// Buckets with live keys and their key counts.
+    public func buckets() throws -> [(bucket: String, keys: Int)] { try store.buckets() }
+
+    /// Every version of `bucket/key`, its winner, and what merges decided about it.
+    public func history(_ bucket: String, _ key: String) throws -> KeyHistory {
+        KeyHistory(
+            versions: try store.history(bucket: bucket, key: key),
+            winner: try store.state(bucket: bucket, key: key)?.entryID,
+            merges: try store.merges(deciding: bucket, key: key)
+        )
+    }
+
+    /// The entry with this id.
+    public func entry(_ id: Hash32) throws -> StoredEntry? { try store.entry(id: id) }
+
+    /// The entry whose id starts with `hexPrefix` (4+ hex digits).
+    public func entry(prefix hexPrefix: String) throws -> StoredEntry { try store.entry(prefix: hexPrefix) }
+
+    /// Entries matching `filter` (`cairn log`).
+    public func log(_ filter: LogFilter) throws -> [StoredEntry] { try store.log(filter) }
+
+    /// The DAG's current heads.
+    public func heads() throws -> [Head] { try store.heads() }
+
+    /// The writer set.
+    public func writers() throws -> [WriterInfo] { try store.writers() }
+
+    /// Counts for `cairn status`.
+    public func counts() throws -> LogCounts {
+        LogCounts(
+            entries: try store.entryCount(), heads: try store.heads().count, orphans: try store.orphanCount(),
+            quarantined: try store.quarantineCount(), lastCursor: try store.lastSeq()
+        )
+    }
+
+    /// Checks every hash, signature, link and rule (see ``LogStore/verify(progress:)``).
+    public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerifyReport {
+        try store.verify(progress: progress)
+    }
+
+    /// Runs `body` with the underlying store, on the actor (for the sync service and tools).
+    public func withStore<T: Sendable>(_ body: (LogStore) throws -> T) rethrows -> T { try body(store) }
+}
+
+/// Why a value cannot be returned.
+public enum ValueError: Error, Equatable, CustomStringConvertible {
+    /// An operator purged the bytes.
+    case purged(Hash32)
+    /// The bytes never arrived here.
+    case missing(Hash32)
+
+    public var description: String {
+        switch self {
+        case .purged(let d): "value \(d.shortHex()) was purged"
+        case .missing(let d): "value \(d.shortHex()) is not stored on this node"
+        }
+    }
+}
+
+/// Sizes of a log, for status displays.
+public struct LogCounts: Sendable {
+    public let entries: Int
+    public let heads: Int
+    public let orphans: Int
+    public let quarantined: Int
+    /// The newest CDC cursor.
+    public let lastCursor: Int64
+}
+
+/// Blame for one key: every version, the winner, and the merges that decided between them.
+public struct KeyHistory: Sendable {
+    /// Every write to the key, in LWW order (oldest first).
+    public let versions: [StoredEntry]
+    /// The current winner, if the key was ever written.
+    public let winner: Hash32?
+    /// Merge entries that recorded a decision about the key.
+    public let merges: [(StoredEntry, MergeDecision)]
+
+    /// Writes that a merge recorded as losing to a concurrent write.
+    public var concurrentLosers: Set<Hash32> { Set(merges.flatMap { $0.1.losers }) }
+}

@@ -1,0 +1,69 @@
+import Cairn
+import CairnSQLite
+import CSodium
+import Foundation
+
+/// `cairn-bench`: release-mode figures for Cairn and the raw primitive limits of this machine,
+/// measured in the same run so every Cairn figure can be read as a ratio of its limit.
+///
+///     swift run -c release cairn-bench                  # core: append, import, raw limits
+///     swift run -c release cairn-bench --entries 20000  # smaller/faster
+///     swift run -c release cairn-bench import-memory --entries 1000000
+///     swift run -c release cairn-bench reconcile [--items N]
+@main
+struct BenchMain {
+    static func main() async throws {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        let mode = arguments.first.flatMap { $0.hasPrefix("-") ? nil : $0 } ?? "core"
+        if arguments.first == mode { arguments.removeFirst() }
+        let entries = option("--entries", in: arguments) ?? 100_000
+        switch mode {
+        case "core": try await CoreBenchmark(entries: entries).run()
+        case "import-memory": try await CoreBenchmark(entries: entries).importMemory()
+        case "generate-bundle": try await CoreBenchmark(entries: entries).generateBundle(at: arguments.last!)
+        case "reconcile": try ReconcileBenchmark.run(arguments: arguments)
+        default:
+            print("usage: cairn-bench [core|import-memory|reconcile] [--entries N] [--items N]")
+            exit(2)
+        }
+    }
+
+    static func option(_ name: String, in arguments: [String]) -> Int? {
+        guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
+        return Int(arguments[i + 1])
+    }
+}
+
+/// Wall-clock seconds of `body`.
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// Async flavour of ``seconds(_:)``.
+func seconds(_ body: () async throws -> Void) async rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try await body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// Peak resident memory of this process so far, in MiB.
+func peakMemoryMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+func report(_ name: String, _ perSecond: Double, limit: Double? = nil, note: String = "") {
+    var line = "\(name.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%10.0f /s", perSecond))"
+    if let limit { line += String(format: "   %5.2f× of raw limit %8.0f /s", perSecond / limit, limit) }
+    if !note.isEmpty { line += "   \(note)" }
+    print(line)
+}
+
+func scratchDirectory(_ name: String) -> String {
+    let path = NSTemporaryDirectory() + "cairn-bench-\(name)-\(getpid())"
+    try? FileManager.default.removeItem(atPath: path)
+    return path
+}

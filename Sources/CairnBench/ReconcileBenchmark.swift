@@ -1,0 +1,2 @@
+import CairnReconcile
+enum ReconcileBenchmark { static func run(arguments: [String]) throws {} }

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Cairn
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `cairn`: the command-line tool of a Cairn log.
+@main
+struct Cairn: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cairn",
+        abstract: "A signed, multi-writer operation log.",
+        discussion: """
+            Every command works on the data directory given by --data-dir (default: $CAIRN_DIR, \
+            else ./.cairn). BUCKET/KEY splits at the first '/'; the key may contain more slashes. \
+            Entry ids may be abbreviated to a unique prefix of 4 or more hex digits. Times are \
+            printed in ISO-8601 UTC followed by the HLC counter ('2026-11-21T10:00:00.123Z #0').
+
+            Exit status: 0 on success, 1 on an error (printed as one line 'cairn: error: ...'), \
+            64 on bad arguments. The node's secret key (node.key) is never printed or logged.
+            """,
+        subcommands: [
+            InitCommand.self, PutCommand.self, DeleteCommand.self, GetCommand.self, LsCommand.self,
+            LogCommand.self, ShowCommand.self, HistoryCommand.self, VerifyCommand.self,
+            WritersCommand.self, ExportCommand.self, ImportCommand.self, PurgeCommand.self,
+            StatusCommand.self, TailCommand.self,
+        ]
+    )
+
+    static var _errorPrefix: String { "cairn: error: " }
+
+    /// Parses, bootstraps logging once, runs the command, and routes every error through
+    /// ``ErrorReport`` (one message, one exit status, for all commands).
+    static func main() async {
+        // A closed stdout must be a write error (EPIPE) we handle, not a signal that kills us.
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            var command = try await asyncParseAsRoot()
+            bootstrapLogging(verbose: (command as? any CairnCommand)?.global.verbose ?? false)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            try Terminal.out.flush()
+        } catch {
+            try? Terminal.out.flush()
+            ErrorReport.exit(with: error)
+        }
+    }
+
+    /// swift-log to stderr: warnings and errors by default, everything with `--verbose`.
+    static func bootstrapLogging(verbose: Bool) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = verbose ? .debug : .warning
+            return handler
+        }
+    }
+}

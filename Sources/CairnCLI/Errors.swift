@@ -1,0 +1,59 @@
+import ArgumentParser
+import Cairn
+
+/// Errors the CLI itself raises (the library's own errors are mapped in ``ErrorReport``).
+enum CLIError: Error {
+    /// A key, entry, writer or value the command was asked about does not exist.
+    case notFound(String)
+    /// A key or writer prefix matches several.
+    case ambiguous(String)
+    /// Reading or writing a file failed.
+    case io(String, String)
+    /// Anything else, already phrased for the user.
+    case message(String)
+}
+
+/// The one place where errors become what the user sees: a single line
+/// `cairn: error: <message>` on stderr and a non-zero exit status. Never a stack trace.
+///
+/// Exit statuses: 0 success; 1 a runtime error (missing or foreign data directory, not found,
+/// ambiguous, rejected, corrupt bundle, failed verification); 64 a usage error (bad arguments,
+/// from ArgumentParser).
+enum ErrorReport {
+    /// The message for an error the CLI or the library raised, or `nil` for ArgumentParser's
+    /// own errors (usage, help, explicit exit codes), which it reports itself.
+    static func message(for error: Error) -> String? {
+        switch error {
+        case let error as CLIError:
+            switch error {
+            case .notFound(let what): "not found: \(what)"
+            case .ambiguous(let what): what
+            case .io(let path, let reason): "\(path): \(reason)"
+            case .message(let text): text
+            }
+        case let error as DataDirectoryError: error.description
+        case let error as StoreError:
+            switch error {
+            case .notACairnLog(let path): "\(path) is not a Cairn log (is --data-dir right?)"
+            default: error.description
+            }
+        case let error as BundleError: error.description
+        case let error as ValueError: error.description
+        case let error as RejectReason: "rejected: \(error.description)"
+        case let error as EntryFormatError: "invalid entry: \(error.description)"
+        case is ValidationError, is CleanExit, is ExitCode: nil
+        default:
+            // SQLite and filesystem errors from below the library: their own description.
+            String(describing: error)
+        }
+    }
+
+    /// Reports `error` and exits: with status 0 when stdout was closed by its reader.
+    static func exit(with error: Error) -> Never {
+        if error is OutputClosed { Cairn.exit(withError: nil) }
+        guard let text = message(for: error) else { Cairn.exit(withError: error) }
+        let oneLine = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+        Terminal.error("\(Cairn._errorPrefix)\(oneLine)")
+        Cairn.exit(withError: ExitCode.failure)
+    }
+}

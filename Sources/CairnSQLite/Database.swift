@@ -1,0 +1,270 @@
+import CSQLite
+
+/// An error reported by SQLite, with the result code and SQLite's own message.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    /// The (extended) SQLite result code, e.g. `SQLITE_BUSY`.
+    public let code: Int32
+    /// SQLite's message for the failure.
+    public let message: String
+    /// The SQL that failed, when there was one.
+    public let sql: String?
+
+    public var description: String {
+        if let sql { return "SQLite error \(code): \(message) (in: \(sql))" }
+        return "SQLite error \(code): \(message)"
+    }
+}
+
+/// `SQLITE_TRANSIENT` is a function-pointer-cast macro and does not import into Swift.
+let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// One SQLite connection, opened through the C API.
+///
+/// A `Database` is not thread-safe: confine it to one task, actor or thread. Statements are
+/// prepared once and cached by SQL text (``prepare(_:)``), so hot paths pay for parsing only once.
+public final class Database {
+    /// How a database file is opened.
+    public enum OpenMode: Sendable {
+        /// Open read-write; create the file if it does not exist.
+        case readWriteCreate
+        /// Open read-write; fail if the file does not exist.
+        case readWrite
+        /// Open read-only.
+        case readOnly
+    }
+
+    /// The raw connection handle, for code that needs a C API call this wrapper lacks.
+    public let handle: OpaquePointer
+    /// The path the connection was opened at (`:memory:` for an in-memory database).
+    public let path: String
+    private var statements: [String: Statement] = [:]
+
+    /// Opens (or creates) a database at `path`.
+    ///
+    /// The connection waits up to `busyTimeoutMilliseconds` for a lock held by another
+    /// connection or process before failing with `SQLITE_BUSY`.
+    public init(path: String, mode: OpenMode = .readWriteCreate, busyTimeoutMilliseconds: Int32 = 10_000) throws {
+        var db: OpaquePointer?
+        let flags: Int32
+        switch mode {
+        case .readWriteCreate: flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        case .readWrite: flags = SQLITE_OPEN_READWRITE
+        case .readOnly: flags = SQLITE_OPEN_READONLY
+        }
+        let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(code: rc, message: message, sql: nil)
+        }
+        self.handle = db
+        self.path = path
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+    }
+
+    deinit {
+        statements.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    /// Runs one or more SQL statements that return no rows (schema, pragmas).
+    public func execute(_ sql: String) throws {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        if rc != SQLITE_OK {
+            let message = errorMessage.map { String(cString: $0) } ?? lastErrorMessage
+            sqlite3_free(errorMessage)
+            throw SQLiteError(code: rc, message: message, sql: sql)
+        }
+    }
+
+    /// Returns the cached prepared statement for `sql`, preparing it on first use.
+    ///
+    /// The statement is reset and its bindings cleared before it is handed out.
+    public func prepare(_ sql: String) throws -> Statement {
+        if let cached = statements[sql] {
+            cached.reset()
+            return cached
+        }
+        let statement = try Statement(database: self, sql: sql)
+        statements[sql] = statement
+        return statement
+    }
+
+    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`; rolls back if `body` throws.
+    ///
+    /// `IMMEDIATE` takes the write lock up front, so two processes writing the same file
+    /// serialize at `BEGIN` (waiting up to the busy timeout) instead of failing at commit.
+    /// Called inside an open transaction, it nests as a savepoint: a throw rolls back only the
+    /// inner part, and nothing is durable until the outermost transaction commits.
+    public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+        let nested = isInTransaction
+        try execute(nested ? "SAVEPOINT nested_write" : "BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute(nested ? "RELEASE nested_write" : "COMMIT")
+            return result
+        } catch {
+            try? execute(nested ? "ROLLBACK TO nested_write; RELEASE nested_write" : "ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Runs `body` inside a read transaction, so every query in it sees one snapshot.
+    /// Inside an open transaction it simply runs `body`.
+    public func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        if isInTransaction { return try body() }
+        try execute("BEGIN DEFERRED")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Whether the connection is inside an explicit transaction.
+    public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
+    /// Rows changed by the most recent INSERT, UPDATE or DELETE.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// `PRAGMA data_version`: changes whenever another connection commits to the file.
+    public func dataVersion() throws -> Int64 {
+        let statement = try prepare("PRAGMA data_version")
+        guard try statement.step() else { return 0 }
+        return statement.int64(0)
+    }
+
+    var lastErrorMessage: String { String(cString: sqlite3_errmsg(handle)) }
+
+    func error(_ code: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(code: code, message: lastErrorMessage, sql: sql)
+    }
+}
+
+/// A prepared statement. Obtain one from ``Database/prepare(_:)``; bind with 1-based indices.
+public final class Statement {
+    let pointer: OpaquePointer
+    unowned let database: Database
+    /// The SQL text of the statement.
+    public let sql: String
+
+    init(database: Database, sql: String) throws {
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v3(database.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard rc == SQLITE_OK, let statement else { throw database.error(rc, sql: sql) }
+        self.pointer = statement
+        self.database = database
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(pointer) }
+
+    /// Resets the statement and clears its bindings.
+    public func reset() {
+        sqlite3_reset(pointer)
+        sqlite3_clear_bindings(pointer)
+    }
+
+    /// Binds the values in order, starting at parameter 1, after a reset.
+    @discardableResult
+    public func bind(_ values: SQLiteValue...) throws -> Statement {
+        try bind(values)
+    }
+
+    /// Binds the values in order, starting at parameter 1, after a reset.
+    @discardableResult
+    public func bind(_ values: [SQLiteValue]) throws -> Statement {
+        reset()
+        for (offset, value) in values.enumerated() {
+            try bind(value, at: Int32(offset + 1))
+        }
+        return self
+    }
+
+    /// Binds one value at a 1-based parameter index.
+    public func bind(_ value: SQLiteValue, at index: Int32) throws {
+        let rc: Int32
+        switch value {
+        case .null: rc = sqlite3_bind_null(pointer, index)
+        case .int(let v): rc = sqlite3_bind_int64(pointer, index, v)
+        case .double(let v): rc = sqlite3_bind_double(pointer, index, v)
+        case .text(let v): rc = sqlite3_bind_text(pointer, index, v, -1, sqliteTransient)
+        case .blob(let bytes):
+            rc = bytes.withUnsafeBytes { raw in
+                // A zero-length blob must still bind as a blob, not NULL: pass a valid pointer.
+                sqlite3_bind_blob(pointer, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(raw.count), sqliteTransient)
+            }
+        }
+        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+    }
+
+    /// Advances to the next row. Returns `true` if a row is available, `false` when done.
+    @discardableResult
+    public func step() throws -> Bool {
+        let rc = sqlite3_step(pointer)
+        switch rc {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default:
+            let error = database.error(rc, sql: sql)
+            sqlite3_reset(pointer)
+            throw error
+        }
+    }
+
+    /// Runs the statement to completion, ignoring any rows.
+    public func run() throws {
+        while try step() {}
+    }
+
+    /// Whether column `index` (0-based) of the current row is NULL.
+    public func isNull(_ index: Int32) -> Bool { sqlite3_column_type(pointer, index) == SQLITE_NULL }
+
+    /// Column `index` (0-based) of the current row as a 64-bit integer.
+    public func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(pointer, index) }
+
+    /// Column `index` of the current row as an `Int`.
+    public func int(_ index: Int32) -> Int { Int(sqlite3_column_int64(pointer, index)) }
+
+    /// Column `index` of the current row as a `Double`.
+    public func double(_ index: Int32) -> Double { sqlite3_column_double(pointer, index) }
+
+    /// Column `index` of the current row as text, or `nil` when NULL.
+    public func text(_ index: Int32) -> String? {
+        guard let c = sqlite3_column_text(pointer, index) else { return nil }
+        return String(cString: c)
+    }
+
+    /// Column `index` of the current row as bytes, or `nil` when NULL.
+    public func blob(_ index: Int32) -> [UInt8]? {
+        if isNull(index) { return nil }
+        let count = Int(sqlite3_column_bytes(pointer, index))
+        guard count > 0, let base = sqlite3_column_blob(pointer, index) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// Calls `body` with column `index`'s bytes in place, without copying them.
+    /// The buffer is valid only during the call.
+    public func withBlob<T>(_ index: Int32, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        let count = Int(sqlite3_column_bytes(pointer, index))
+        let base = sqlite3_column_blob(pointer, index)
+        return try body(UnsafeRawBufferPointer(start: count > 0 ? base : nil, count: count))
+    }
+}
+
+/// A value bound to a statement parameter.
+public enum SQLiteValue: Sendable {
+    case null
+    case int(Int64)
+    case double(Double)
+    case text(String)
+    case blob([UInt8])
+
+    /// An integer value from any fixed-width integer.
+    public static func integer<I: BinaryInteger>(_ value: I) -> SQLiteValue { .int(Int64(value)) }
+}

@@ -1,0 +1,66 @@
+import CairnCore
+import CairnSQLite
+
+/// A local write to append: what to write and, for a put, the value bytes.
+public struct LocalWrite: Sendable {
+    public let payload: Payload
+    public let value: [UInt8]?
+
+    /// Sets `bucket/key` to `value`.
+    public static func put(bucket: String, key: String, value: [UInt8]) -> LocalWrite {
+        LocalWrite(payload: .put(bucket: bucket, key: key, value: ValueRef(of: value)), value: value)
+    }
+
+    /// Deletes `bucket/key`.
+    public static func delete(bucket: String, key: String) -> LocalWrite {
+        LocalWrite(payload: .delete(bucket: bucket, key: key), value: nil)
+    }
+
+    /// Any other kind (writer-set changes).
+    public static func other(_ payload: Payload) -> LocalWrite {
+        LocalWrite(payload: payload, value: nil)
+    }
+}
+
+extension LogStore {
+    /// Signs and appends local writes in one transaction, each child of the one before.
+    ///
+    /// If the DAG has diverged (more than one head) a merge entry joining the heads is written
+    /// first, so every local write descends from everything this node knows.
+    @discardableResult
+    public func append(_ writes: [LocalWrite], signer: SigningKey) throws -> [SignedEntry] {
+        try database.writeTransaction {
+            try refreshClock()
+            writerCache.removeAll()
+            var written: [SignedEntry] = []
+            var heads = try self.heads()
+            while heads.count > 1 {
+                let joined = Array(heads.suffix(EntryBody.maxParents))
+                let merge = try appendOne(.merge(decisions: try mergeDecisions(joining: joined)), value: nil, parents: joined, signer: signer)
+                written.append(merge)
+                heads = try self.heads()
+            }
+            for write in writes {
+                let entry = try appendOne(write.payload, value: write.value, parents: heads, signer: signer)
+                written.append(entry)
+                heads = [Head(id: entry.id, hlc: entry.hlc)]
+            }
+            try saveClock()
+            return written
+        }
+    }
+
+    private func appendOne(_ payload: Payload, value: [UInt8]?, parents: [Head], signer: SigningKey) throws -> SignedEntry {
+        if let newest = parents.map(\.hlc).max() { clock.observe(newest) }
+        let body = EntryBody(hlc: clock.now(), author: signer.publicKey, parents: parents.map(\.id), payload: payload)
+        let entry: SignedEntry
+        do {
+            entry = try SignedEntry(signing: body, with: signer)
+        } catch {
+            throw StoreError.invalidEntry(error)
+        }
+        if let reason = try authorizationProblem(entry) { throw StoreError.notAuthorized(signer.publicKey, reason) }
+        try apply(entry, value: value)
+        return entry
+    }
+}

@@ -1,0 +1,382 @@
+import CairnCore
+import CairnSQLite
+import Dispatch
+
+/// Why an entry was refused. A refused entry changes nothing in the store.
+public enum RejectReason: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The bytes are not a canonical entry.
+    case malformed(EntryFormatError)
+    /// The id the sender claimed is not the hash of the body.
+    case idMismatch(claimed: Hash32, actual: Hash32)
+    /// The signature does not verify against the author's key.
+    case badSignature
+    /// The author is not a writer of this log.
+    case unknownAuthor(PublicKey)
+    /// The author was revoked from an HLC at or before this entry's.
+    case revokedAuthor(PublicKey, since: HLC)
+    /// A writer-set entry by a key that is not an admin.
+    case notAdmin(PublicKey)
+    /// The entry's HLC is not above one of its parents'.
+    case hlcNotAboveParent(parent: Hash32)
+    /// The value bytes sent do not match the digest and length in the entry.
+    case valueMismatch
+    /// Value bytes came with an entry that references none.
+    case unexpectedValue
+    /// A genesis entry of another log.
+    case foreignGenesis
+    /// The orphan pool is full; the entry can be sent again once its parents are here.
+    case orphanPoolFull
+
+    public var description: String {
+        switch self {
+        case .malformed(let e): "malformed entry: \(e)"
+        case .idMismatch(let claimed, let actual): "id mismatch: claimed \(claimed.shortHex()), body hashes to \(actual.shortHex())"
+        case .badSignature: "bad signature"
+        case .unknownAuthor(let key): "unknown author \(key.hex.prefix(16))…"
+        case .revokedAuthor(let key, let since): "author \(key.hex.prefix(16))… revoked from HLC \(since)"
+        case .notAdmin(let key): "writer-set change by non-admin \(key.hex.prefix(16))…"
+        case .hlcNotAboveParent(let parent): "HLC not above parent \(parent.shortHex())"
+        case .valueMismatch: "value bytes do not match the entry's digest and length"
+        case .unexpectedValue: "value bytes sent with an entry that has no value"
+        case .foreignGenesis: "genesis entry of another log"
+        case .orphanPoolFull: "orphan pool full"
+        }
+    }
+
+    /// A short, stable label for metrics and JSON (`bad_signature`, `unknown_author`…).
+    public var label: String {
+        switch self {
+        case .malformed: "malformed"
+        case .idMismatch: "id_mismatch"
+        case .badSignature: "bad_signature"
+        case .unknownAuthor: "unknown_author"
+        case .revokedAuthor: "revoked_author"
+        case .notAdmin: "not_admin"
+        case .hlcNotAboveParent: "hlc_not_above_parent"
+        case .valueMismatch: "value_mismatch"
+        case .unexpectedValue: "unexpected_value"
+        case .foreignGenesis: "foreign_genesis"
+        case .orphanPoolFull: "orphan_pool_full"
+        }
+    }
+}
+
+/// An entry as received: raw body and signature bytes, optionally the id the sender claims and
+/// the value bytes of a put.
+public struct RawEntry: Sendable {
+    public var body: [UInt8]
+    public var signature: [UInt8]
+    public var claimedID: Hash32?
+    public var value: [UInt8]?
+
+    public init(body: [UInt8], signature: [UInt8], claimedID: Hash32? = nil, value: [UInt8]? = nil) {
+        self.body = body
+        self.signature = signature
+        self.claimedID = claimedID
+        self.value = value
+    }
+
+    /// The raw form of a signed entry, with its value.
+    public init(_ entry: SignedEntry, value: [UInt8]? = nil) {
+        self.init(body: entry.bodyBytes, signature: entry.signature, claimedID: entry.id, value: value)
+    }
+}
+
+/// What a batch insert did, entry by entry.
+public struct InsertReport: Sendable {
+    /// Entries newly applied, in application order (parents first); includes orphans this batch released.
+    public var applied: [Hash32] = []
+    /// Entries already known (applied, orphaned or quarantined before): no-ops.
+    public var duplicates = 0
+    /// Entries kept as orphans until their parents arrive.
+    public var orphaned: [Hash32] = []
+    /// Entries quarantined for being too far in the future.
+    public var quarantined: [Hash32] = []
+    /// Refused entries: their index in the batch and why.
+    public var rejected: [(index: Int, reason: RejectReason)] = []
+    /// Previously stored orphans or quarantined entries that were refused when re-checked.
+    public var rejectedPending: [(id: Hash32, reason: RejectReason)] = []
+
+    public init() {}
+}
+
+/// How one entry fared.
+enum Outcome {
+    case applied, duplicate, orphaned, quarantined
+    case rejected(RejectReason)
+}
+
+extension LogStore {
+    /// Verifies and inserts a batch in one transaction.
+    ///
+    /// Each entry is checked in order: encoding, id, signature, author allowed, parents present
+    /// (else kept as an orphan), HLC above its parents and within the future-skew bound (else
+    /// quarantined). Inserting a known entry is a no-op. Valid entries are applied; each refused
+    /// one is reported with its index and reason and changes nothing.
+    public func insert(_ batch: [RawEntry]) throws -> InsertReport {
+        var report = InsertReport()
+        let decoded = decodeAndVerify(batch)
+        try database.writeTransaction {
+            try refreshClock()
+            writerCache.removeAll()
+            let now = nowMilliseconds
+            for (index, result) in decoded.enumerated() {
+                switch result {
+                case .failure(let reason):
+                    report.rejected.append((index, reason))
+                case .success(let entry):
+                    let outcome = try process(entry, value: batch[index].value, now: now, report: &report)
+                    record(outcome, id: entry.id, index: index, into: &report)
+                }
+            }
+            try saveClock()
+        }
+        return report
+    }
+
+    private func record(_ outcome: Outcome, id: Hash32, index: Int, into report: inout InsertReport) {
+        switch outcome {
+        case .applied: break  // already appended, with any orphans it released
+        case .duplicate: report.duplicates += 1
+        case .orphaned: report.orphaned.append(id)
+        case .quarantined: report.quarantined.append(id)
+        case .rejected(let reason): report.rejected.append((index, reason))
+        }
+    }
+
+    /// Decoding, id and signature checks: pure CPU work, done before the write lock is taken and
+    /// spread over ``StoreOptions/verifierThreads`` threads.
+    func decodeAndVerify(_ batch: [RawEntry]) -> [Result<SignedEntry, RejectReason>] {
+        guard !batch.isEmpty else { return [] }
+        let threads = max(1, min(options.verifierThreads, batch.count / 64))
+        let results = UnsafeMutableBufferPointer<Result<SignedEntry, RejectReason>>.allocate(capacity: batch.count)
+        defer { results.deallocate() }
+        let chunk = (batch.count + threads - 1) / max(threads, 1)
+        // Each thread writes a disjoint slice of the buffer, so the unchecked Sendable is sound.
+        let slots = Slots(base: results.baseAddress!)
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            for i in (t * chunk)..<min(batch.count, (t + 1) * chunk) {
+                (slots.base + i).initialize(to: LogStore.decodeAndVerify(batch[i]))
+            }
+        }
+        return (0..<batch.count).map { (slots.base + $0).move() }
+    }
+
+    static func decodeAndVerify(_ raw: RawEntry) -> Result<SignedEntry, RejectReason> {
+        let entry: SignedEntry
+        do {
+            entry = try SignedEntry(bodyBytes: raw.body, signature: raw.signature)
+        } catch {
+            return .failure(.malformed(error))
+        }
+        if let claimed = raw.claimedID, claimed != entry.id { return .failure(.idMismatch(claimed: claimed, actual: entry.id)) }
+        guard entry.hasValidSignature else { return .failure(.badSignature) }
+        return .success(entry)
+    }
+
+    /// The store-side checks and the apply, for an entry whose encoding, id and signature passed.
+    func process(_ entry: SignedEntry, value: [UInt8]?, now: UInt64, report: inout InsertReport) throws -> Outcome {
+        if try isKnown(entry.id) { return .duplicate }
+        if case .genesis = entry.payload { return .rejected(.foreignGenesis) }
+        if let reason = try authorizationProblem(entry) { return .rejected(reason) }
+        if let reason = valueProblem(entry, value) { return .rejected(reason) }
+        let missing = try entry.parents.filter { try !exists(Schema.entryExists, $0) }
+        if !missing.isEmpty { return try keepOrphan(entry, value: value, waitingFor: missing, now: now) }
+        for parent in entry.parents where try parentHLC(parent) >= entry.hlc {
+            return .rejected(.hlcNotAboveParent(parent: parent))
+        }
+        if entry.hlc.wallMilliseconds > now + options.maxFutureSkewMilliseconds {
+            try quarantine(entry, value: value, now: now)
+            return .quarantined
+        }
+        try apply(entry, value: value)
+        report.applied.append(entry.id)
+        try releaseOrphans(of: entry.id, now: now, report: &report)
+        return .applied
+    }
+
+    private func isKnown(_ id: Hash32) throws -> Bool {
+        if id == logID { return true }
+        return try exists(Schema.entryExists, id) || exists(Schema.orphanExists, id) || exists(Schema.quarantineExists, id)
+    }
+
+    func exists(_ sql: String, _ id: Hash32) throws -> Bool {
+        try database.prepare(sql).bind(.blob(id.bytes)).step()
+    }
+
+    private func parentHLC(_ id: Hash32) throws -> HLC {
+        let statement = try database.prepare(Schema.entryHLC).bind(.blob(id.bytes))
+        guard try statement.step() else { throw StoreError.notFound(id.hex) }
+        return HLC(rawValue: UInt64(statement.int64(0)))
+    }
+
+    private func valueProblem(_ entry: SignedEntry, _ value: [UInt8]?) -> RejectReason? {
+        guard let value else { return nil }
+        guard case .put(_, _, let ref) = entry.payload else { return .unexpectedValue }
+        return ValueRef(of: value) == ref ? nil : .valueMismatch
+    }
+
+    // MARK: - Orphans and quarantine
+
+    private func keepOrphan(_ entry: SignedEntry, value: [UInt8]?, waitingFor missing: [Hash32], now: UInt64) throws -> Outcome {
+        guard try orphanCount() < options.orphanLimit else { return .rejected(.orphanPoolFull) }
+        try database.prepare(Schema.insertOrphan).bind(
+            .blob(entry.id.bytes), .blob(entry.bodyBytes), .blob(entry.signature), value.map { .blob($0) } ?? .null,
+            .integer(now)
+        ).run()
+        for parent in missing {
+            try database.prepare(Schema.insertOrphanWait).bind(.blob(parent.bytes), .blob(entry.id.bytes)).run()
+        }
+        return .orphaned
+    }
+
+    /// Applies, recursively, the orphans whose last missing parent is `id`.
+    private func releaseOrphans(of id: Hash32, now: UInt64, report: inout InsertReport) throws {
+        var waiting: [Hash32] = []
+        let select = try database.prepare(Schema.orphansWaitingFor).bind(.blob(id.bytes))
+        while try select.step() { waiting.append(Hash32(bytes: select.blob(0)!)!) }
+        guard !waiting.isEmpty else { return }
+        try database.prepare(Schema.deleteOrphanWaits).bind(.blob(id.bytes)).run()
+        for orphan in waiting where try !exists(Schema.orphanStillWaits, orphan) {
+            guard let raw = try take(Schema.takeOrphan, orphan) else { continue }
+            try reprocess(raw, id: orphan, now: now, report: &report)
+        }
+    }
+
+    private func quarantine(_ entry: SignedEntry, value: [UInt8]?, now: UInt64) throws {
+        try database.prepare(Schema.insertQuarantine).bind(
+            .blob(entry.id.bytes), .blob(entry.bodyBytes), .blob(entry.signature), value.map { .blob($0) } ?? .null,
+            .integer(entry.hlc.rawValue), .integer(now)
+        ).run()
+    }
+
+    /// Re-checks quarantined entries: those now within the skew bound are applied (or orphaned,
+    /// or rejected); the rest stay. Returns what happened.
+    @discardableResult
+    public func recheckQuarantine(limit: Int = 10_000) throws -> InsertReport {
+        var report = InsertReport()
+        try database.writeTransaction {
+            try refreshClock()
+            writerCache.removeAll()
+            let now = nowMilliseconds
+            let horizon = HLC(wallMilliseconds: now + options.maxFutureSkewMilliseconds, counter: .max)
+            var due: [Hash32] = []
+            let select = try database.prepare(Schema.quarantineDue).bind(.integer(horizon.rawValue), .integer(limit))
+            while try select.step() { due.append(Hash32(bytes: select.blob(0)!)!) }
+            for id in due {
+                guard let raw = try take(Schema.takeQuarantined, id) else { continue }
+                try reprocess(raw, id: id, now: now, report: &report)
+            }
+            try database.prepare(Schema.touchQuarantine).bind(.integer(now)).run()
+            try saveClock()
+        }
+        return report
+    }
+
+    /// Removes a pending (orphan or quarantined) entry's row and returns its bytes.
+    private func take(_ sql: String, _ id: Hash32) throws -> RawEntry? {
+        let statement = try database.prepare(sql).bind(.blob(id.bytes))
+        guard try statement.step() else { return nil }
+        let raw = RawEntry(body: statement.blob(0)!, signature: statement.blob(1)!, claimedID: id, value: statement.blob(2))
+        try statement.run()  // finish the DELETE … RETURNING
+        return raw
+    }
+
+    /// Runs a pending entry through the checks again; it was verified when it arrived, but the
+    /// writer set or its parents may have changed since.
+    private func reprocess(_ raw: RawEntry, id: Hash32, now: UInt64, report: inout InsertReport) throws {
+        guard let entry = try? SignedEntry(bodyBytes: raw.body, signature: raw.signature) else { return }
+        switch try process(entry, value: raw.value, now: now, report: &report) {
+        case .rejected(let reason): report.rejectedPending.append((id, reason))
+        case .quarantined: report.quarantined.append(id)
+        case .orphaned: report.orphaned.append(id)
+        case .applied, .duplicate: break
+        }
+    }
+
+    /// Number of entries waiting for parents.
+    public func orphanCount() throws -> Int { try count(Schema.orphanCount) }
+    /// Number of quarantined entries.
+    public func quarantineCount() throws -> Int { try count(Schema.quarantineCount) }
+
+    func count(_ sql: String) throws -> Int {
+        let statement = try database.prepare(sql)
+        return try statement.step() ? statement.int(0) : 0
+    }
+
+    // MARK: - Apply
+
+    /// Writes a fully checked entry: row, parent edges, heads, value, state, writer set, clock.
+    func apply(_ entry: SignedEntry, value: [UInt8]?) throws {
+        let target = entry.payload.target
+        try database.prepare(Schema.insertEntry).bind(
+            .blob(entry.id.bytes), .integer(entry.hlc.rawValue), .blob(entry.author.bytes),
+            .integer(entry.kind.rawValue), target.map { .text($0.bucket) } ?? .null, target.map { .text($0.key) } ?? .null,
+            .blob(entry.bodyBytes), .blob(entry.signature), .integer(nowMilliseconds)
+        ).run()
+        for parent in entry.parents {
+            try database.prepare(Schema.insertParent).bind(.blob(entry.id.bytes), .blob(parent.bytes)).run()
+            try database.prepare(Schema.deleteHead).bind(.blob(parent.bytes)).run()
+        }
+        try database.prepare(Schema.insertHead).bind(.blob(entry.id.bytes)).run()
+        clock.observe(entry.hlc)
+        switch entry.payload {
+        case .put(let bucket, let key, let ref):
+            try storeValue(ref, value)
+            try updateState(bucket: bucket, key: key, with: entry)
+        case .delete(let bucket, let key):
+            try updateState(bucket: bucket, key: key, with: entry)
+        case .genesis(_, let writers):
+            for grant in writers { try recordWriterEvent(entry.id, key: grant.key, role: grant.role, revokedFrom: nil) }
+        case .addWriter(let grant):
+            try recordWriterEvent(entry.id, key: grant.key, role: grant.role, revokedFrom: nil)
+        case .revokeWriter(let key, let from):
+            try recordWriterEvent(entry.id, key: key, role: nil, revokedFrom: from)
+            try applyRevocation(of: key, from: from)
+        case .merge:
+            break  // a merge records decisions already reflected in the state
+        }
+    }
+
+    private func storeValue(_ ref: ValueRef, _ value: [UInt8]?) throws {
+        if let value {
+            try database.prepare(Schema.insertValue).bind(.blob(ref.digest.bytes), .integer(ref.length), .blob(value)).run()
+        } else {
+            try database.prepare(Schema.insertMissingValue).bind(.blob(ref.digest.bytes), .integer(ref.length)).run()
+        }
+    }
+
+    /// LWW: the entry becomes the key's state if its `(hlc, author, id)` is the greatest seen.
+    private func updateState(bucket: String, key: String, with entry: SignedEntry) throws {
+        let current = try database.prepare(Schema.stateRow).bind(.text(bucket), .text(key))
+        if try current.step() {
+            let existing = (HLC(rawValue: UInt64(current.int64(1))), PublicKey(bytes: current.blob(2)!)!, Hash32(bytes: current.blob(0)!)!)
+            guard existing < (entry.hlc, entry.author, entry.id) else { return }
+        }
+        try writeState(bucket: bucket, key: key, entry: entry)
+    }
+
+    private func writeState(bucket: String, key: String, entry: SignedEntry) throws {
+        var ref: ValueRef?
+        if case .put(_, _, let r) = entry.payload { ref = r }
+        try database.prepare(Schema.upsertState).bind(
+            .text(bucket), .text(key), .blob(entry.id.bytes), .integer(entry.hlc.rawValue), .blob(entry.author.bytes),
+            .int(ref == nil ? 1 : 0), ref.map { .blob($0.digest.bytes) } ?? .null, ref.map { .integer($0.length) } ?? .null
+        ).run()
+    }
+
+    /// Recomputes a key's state from its live (non-inert) writes; used after a revocation.
+    func recomputeState(bucket: String, key: String) throws {
+        let winner = try database.prepare(Schema.keyWinner).bind(.text(bucket), .text(key))
+        guard try winner.step(), let id = Hash32(bytes: winner.blob(0)!) else {
+            try database.prepare(Schema.deleteState).bind(.text(bucket), .text(key)).run()
+            return
+        }
+        guard let stored = try entry(id: id) else { return }
+        try writeState(bucket: bucket, key: key, entry: stored.entry)
+    }
+}
+
+private struct Slots: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Result<SignedEntry, RejectReason>>
+}

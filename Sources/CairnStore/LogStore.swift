@@ -1,0 +1,156 @@
+import CairnCore
+import CairnSQLite
+
+/// Tunables of a store; the defaults suit most deployments.
+public struct StoreOptions: Sendable {
+    /// How far ahead of this node's wall clock a remote entry's HLC may be before it is
+    /// quarantined instead of applied. Default: 5 minutes.
+    public var maxFutureSkewMilliseconds: UInt64 = 5 * 60 * 1000
+    /// Most orphans (entries waiting for parents) kept; beyond it new orphans are rejected.
+    public var orphanLimit = 100_000
+    /// The wall clock behind the HLC and the skew check; replaceable in tests.
+    public var wallClock: any WallClock = SystemWallClock()
+    /// Verify signatures on this many threads during a batch insert (libsodium is thread-safe).
+    public var verifierThreads = 2
+
+    public init() {}
+}
+
+/// Errors of opening, creating and writing a log store.
+public enum StoreError: Error, Equatable, CustomStringConvertible {
+    /// The file is not a Cairn log (no Cairn metadata).
+    case notACairnLog(path: String)
+    /// The file was written by an incompatible Cairn version.
+    case unsupportedSchema(found: Int64, expected: Int64)
+    /// `create` was asked to create a log where one exists.
+    case alreadyExists(path: String)
+    /// No entry, key or value matches.
+    case notFound(String)
+    /// A hex prefix matches more than one entry.
+    case ambiguousPrefix(String)
+    /// The signing key may not write this entry (unknown, revoked or not an admin).
+    case notAuthorized(PublicKey, RejectReason)
+    /// A local entry failed a format rule.
+    case invalidEntry(EntryFormatError)
+
+    public var description: String {
+        switch self {
+        case .notACairnLog(let path): "\(path) is not a Cairn log"
+        case .unsupportedSchema(let found, let expected): "log schema version \(found) is not supported (expected \(expected))"
+        case .alreadyExists(let path): "a Cairn log already exists at \(path)"
+        case .notFound(let what): "not found: \(what)"
+        case .ambiguousPrefix(let prefix): "entry id prefix \(prefix) is ambiguous"
+        case .notAuthorized(let key, let reason): "key \(key.hex.prefix(16))… may not write: \(reason)"
+        case .invalidEntry(let error): "invalid entry: \(error)"
+        }
+    }
+}
+
+/// A Cairn log in one SQLite file: entries, their DAG, the materialized state, and the
+/// bookkeeping of sync (orphans, quarantine, writers).
+///
+/// Opening is O(1): nothing is replayed. A `LogStore` is a single connection and is not
+/// thread-safe; several processes may open the same file (SQLite WAL serializes writers).
+public final class LogStore {
+    /// The connection, for modules that keep their own tables in the same file (reconciliation).
+    public let database: Database
+    /// The log id: the id of the genesis entry.
+    public let logID: Hash32
+    /// The options the store was opened with.
+    public let options: StoreOptions
+    var clock: HybridClock
+    var writerCache: [PublicKey: WriterStatus] = [:]
+
+    private init(database: Database, logID: Hash32, options: StoreOptions) throws {
+        self.database = database
+        self.logID = logID
+        self.options = options
+        self.clock = HybridClock(wall: options.wallClock)
+        try refreshClock()
+    }
+
+    /// Creates a new log file at `path` holding `genesis`, a signed genesis entry.
+    public static func create(path: String, genesis: SignedEntry, options: StoreOptions = StoreOptions()) throws -> LogStore {
+        guard case .genesis = genesis.payload else { throw StoreError.invalidEntry(.missingParents) }
+        guard genesis.hasValidSignature else { throw StoreError.notAuthorized(genesis.author, .badSignature) }
+        let db = try Database(path: path, mode: .readWriteCreate)
+        try db.execute(Schema.pragmas)
+        let hasTables = try db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'")
+        if try hasTables.step() { throw StoreError.alreadyExists(path: path) }
+        try db.writeTransaction {
+            try db.execute(Schema.create)
+            try putMeta(db, "schema_version", .int(Schema.version))
+            try putMeta(db, "log_id", .blob(genesis.id.bytes))
+        }
+        let store = try LogStore(database: db, logID: genesis.id, options: options)
+        try store.database.writeTransaction {
+            try store.apply(genesis, value: nil)
+            try store.saveClock()
+        }
+        return store
+    }
+
+    /// Opens an existing log file.
+    public static func open(path: String, options: StoreOptions = StoreOptions(), readOnly: Bool = false) throws -> LogStore {
+        let db: Database
+        do {
+            db = try Database(path: path, mode: readOnly ? .readOnly : .readWrite)
+        } catch let error as SQLiteError where error.code == 14 /* SQLITE_CANTOPEN */ {
+            throw StoreError.notACairnLog(path: path)
+        }
+        let version: Int64
+        let logID: Hash32
+        do {
+            if !readOnly { try db.execute(Schema.pragmas) }
+            guard let v = try metaInt(db, "schema_version"),
+                let id = try metaBlob(db, "log_id").flatMap(Hash32.init(bytes:))
+            else { throw StoreError.notACairnLog(path: path) }
+            (version, logID) = (v, id)
+        } catch is SQLiteError {
+            // Not a database at all, or one without our tables.
+            throw StoreError.notACairnLog(path: path)
+        }
+        guard version == Schema.version else { throw StoreError.unsupportedSchema(found: version, expected: Schema.version) }
+        return try LogStore(database: db, logID: logID, options: options)
+    }
+
+    // MARK: - Clock
+
+    /// Brings the in-memory clock up to what any process has issued or stored, so that a new
+    /// local HLC is above all of them. Cheap: two indexed lookups.
+    func refreshClock() throws {
+        if let saved = try LogStore.metaInt(database, "clock") { clock.observe(HLC(rawValue: UInt64(saved))) }
+        let statement = try database.prepare(Schema.maxHLC)
+        if try statement.step(), !statement.isNull(0) { clock.observe(HLC(rawValue: UInt64(statement.int64(0)))) }
+    }
+
+    /// Persists the clock so a restart never issues a smaller HLC, even if the wall clock jumped back.
+    func saveClock() throws {
+        try LogStore.putMeta(database, "clock", .int(Int64(clock.last.rawValue)))
+    }
+
+    /// The greatest HLC this store has issued or seen.
+    public var lastHLC: HLC { clock.last }
+
+    /// The current wall-clock time in milliseconds, from the store's clock source.
+    public var nowMilliseconds: UInt64 { clock.physicalMilliseconds() }
+
+    // MARK: - Meta
+
+    static func metaInt(_ db: Database, _ name: String) throws -> Int64? {
+        let statement = try db.prepare(Schema.getMeta).bind(.text(name))
+        return try statement.step() ? statement.int64(0) : nil
+    }
+
+    static func metaBlob(_ db: Database, _ name: String) throws -> [UInt8]? {
+        let statement = try db.prepare(Schema.getMeta).bind(.text(name))
+        return try statement.step() ? statement.blob(0) : nil
+    }
+
+    static func putMeta(_ db: Database, _ name: String, _ value: SQLiteValue) throws {
+        try db.prepare(Schema.putMeta).bind(.text(name), value).run()
+    }
+
+    /// The current `PRAGMA data_version`: it changes when another connection commits.
+    public func dataVersion() throws -> Int64 { try database.dataVersion() }
+}

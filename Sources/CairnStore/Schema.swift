@@ -1,0 +1,236 @@
+// Every SQL statement of the store, in one place. ARCHITECTURE.md ("Storage format") explains
+// each table; keep the two in step.
+
+enum Schema {
+    /// Bumped whenever the tables change; an old file is refused rather than misread.
+    static let version: Int64 = 1
+
+    static let pragmas = """
+        PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = NORMAL;
+        PRAGMA foreign_keys = OFF;
+        """
+
+    static let create = """
+        CREATE TABLE meta(
+            name TEXT PRIMARY KEY,
+            value NOT NULL  -- integers and blobs, no affinity
+        ) WITHOUT ROWID;
+
+        -- Applied entries, in local ingest order. seq is the CDC cursor; parents always have a
+        -- lower seq than their children. Rows are never updated except `inert`, never deleted.
+        CREATE TABLE entries(
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id BLOB NOT NULL UNIQUE,
+            hlc INTEGER NOT NULL,
+            author BLOB NOT NULL,
+            kind INTEGER NOT NULL,
+            bucket TEXT,
+            key TEXT,
+            body BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            inert INTEGER NOT NULL DEFAULT 0,  -- 1: by a writer revoked at this HLC; kept for the DAG, not in the state
+            ingested_ms INTEGER NOT NULL
+        );
+        CREATE INDEX entries_hlc_id ON entries(hlc, id);
+        CREATE INDEX entries_key ON entries(bucket, key, hlc) WHERE bucket IS NOT NULL;
+        CREATE INDEX entries_author ON entries(author, hlc);
+
+        CREATE TABLE parents(
+            child BLOB NOT NULL,
+            parent BLOB NOT NULL,
+            PRIMARY KEY(child, parent)
+        ) WITHOUT ROWID;
+        CREATE INDEX parents_parent ON parents(parent);
+
+        CREATE TABLE heads(id BLOB PRIMARY KEY) WITHOUT ROWID;
+
+        -- Value bytes beside the entries, by digest. data IS NULL: purged (or never received).
+        CREATE TABLE value_store(
+            digest BLOB PRIMARY KEY,
+            length INTEGER NOT NULL,
+            data BLOB,
+            purged INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+
+        -- The materialized last-writer-wins state: the greatest (hlc, author, id) per key.
+        CREATE TABLE state(
+            bucket TEXT NOT NULL,
+            key TEXT NOT NULL,
+            entry_id BLOB NOT NULL,
+            hlc INTEGER NOT NULL,
+            author BLOB NOT NULL,
+            deleted INTEGER NOT NULL,
+            value_digest BLOB,
+            value_length INTEGER,
+            PRIMARY KEY(bucket, key)
+        ) WITHOUT ROWID;
+
+        -- Verified entries waiting for parents; applied when the last one arrives.
+        CREATE TABLE orphans(
+            id BLOB PRIMARY KEY,
+            body BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            value BLOB,
+            received_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE orphan_waits(
+            parent BLOB NOT NULL,
+            orphan BLOB NOT NULL,
+            PRIMARY KEY(parent, orphan)
+        ) WITHOUT ROWID;
+
+        -- Verified entries stamped too far in the future; re-checked later, never applied early.
+        CREATE TABLE quarantine(
+            id BLOB PRIMARY KEY,
+            body BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            value BLOB,
+            hlc INTEGER NOT NULL,
+            received_ms INTEGER NOT NULL,
+            checked_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        -- One row per writer-set entry (genesis grant, add, revoke), derived from the entries.
+        CREATE TABLE writer_events(
+            entry_id BLOB NOT NULL,
+            key BLOB NOT NULL,
+            role INTEGER,             -- grants: 0 writer, 1 admin
+            revoked_from INTEGER,     -- revokes: the HLC from which the key may not write
+            PRIMARY KEY(entry_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX writer_events_key ON writer_events(key);
+        """
+
+    // MARK: meta
+    static let getMeta = "SELECT value FROM meta WHERE name = ?1"
+    static let putMeta = "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+
+    // MARK: entries
+    static let insertEntry = """
+        INSERT INTO entries(id, hlc, author, kind, bucket, key, body, sig, ingested_ms)
+        VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        """
+    static let entryExists = "SELECT 1 FROM entries WHERE id = ?1"
+    static let entryHLC = "SELECT hlc FROM entries WHERE id = ?1"
+    static let entryColumns = "seq, id, hlc, author, kind, bucket, key, body, sig, inert, ingested_ms"
+    static let entryByID = "SELECT \(entryColumns) FROM entries WHERE id = ?1"
+    static let entriesByIDPrefix = "SELECT \(entryColumns) FROM entries WHERE id >= ?1 AND id < ?2 LIMIT 2"
+    static let entriesAfterSeq = "SELECT \(entryColumns) FROM entries WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    static let entriesByKey = "SELECT \(entryColumns) FROM entries WHERE bucket = ?1 AND key = ?2 ORDER BY hlc, author, id"
+    static let quickCheck = "PRAGMA quick_check"
+    static let seqAndHLC = "SELECT seq, hlc FROM entries WHERE id = ?1"
+    static let headsNotChildless = "SELECT h.id FROM heads h WHERE EXISTS (SELECT 1 FROM parents p WHERE p.parent = h.id) OR NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = h.id)"
+    static let childlessNotHeads = "SELECT e.id FROM entries e WHERE NOT EXISTS (SELECT 1 FROM parents p WHERE p.parent = e.id) AND NOT EXISTS (SELECT 1 FROM heads h WHERE h.id = e.id)"
+    static let mergeEntries = "SELECT \(entryColumns) FROM entries WHERE kind = 4 ORDER BY seq"
+    /// `cairn log`: the filtered entries by HLC; the last parameter is the LIMIT (-1: none).
+    static func log(conditions: [String], newestFirst: Bool) -> String {
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let order = newestFirst ? "DESC" : "ASC"
+        return "SELECT \(entryColumns) FROM entries \(whereClause) ORDER BY hlc \(order), id \(order) LIMIT ?"
+    }
+    static let maxHLC = "SELECT max(hlc) FROM entries"
+    static let maxSeq = "SELECT max(seq) FROM entries"
+    static let entryCount = "SELECT count(*) FROM entries"
+    static let markInert = "UPDATE entries SET inert = 1 WHERE author = ?1 AND hlc >= ?2 AND inert = 0 RETURNING bucket, key"
+
+    // MARK: parents and heads
+    static let insertParent = "INSERT INTO parents(child, parent) VALUES(?1, ?2)"
+    static let parentsOf = "SELECT parent FROM parents WHERE child = ?1"
+    static let hasChildren = "SELECT 1 FROM parents WHERE parent = ?1 LIMIT 1"
+    static let deleteHead = "DELETE FROM heads WHERE id = ?1"
+    static let insertHead = "INSERT OR IGNORE INTO heads(id) VALUES(?1)"
+    static let heads = "SELECT h.id, e.hlc FROM heads h JOIN entries e ON e.id = h.id ORDER BY e.hlc, h.id"
+
+    // MARK: values
+    static let insertValue = """
+        INSERT INTO value_store(digest, length, data) VALUES(?1, ?2, ?3)
+        ON CONFLICT(digest) DO UPDATE SET data = excluded.data
+        WHERE value_store.data IS NULL AND value_store.purged = 0
+        """
+    static let insertMissingValue = "INSERT OR IGNORE INTO value_store(digest, length, data) VALUES(?1, ?2, NULL)"
+    static let getValue = "SELECT data, purged FROM value_store WHERE digest = ?1"
+    static let purgeValue = "UPDATE value_store SET data = NULL, purged = 1 WHERE digest = ?1"
+    static let markPurged = """
+        INSERT INTO value_store(digest, length, data, purged) VALUES(?1, 0, NULL, 1)
+        ON CONFLICT(digest) DO UPDATE SET data = NULL, purged = 1
+        """
+    static let allValues = "SELECT digest, length, data FROM value_store WHERE data IS NOT NULL"
+
+    // MARK: state
+    static let stateRow = "SELECT entry_id, hlc, author, deleted, value_digest, value_length FROM state WHERE bucket = ?1 AND key = ?2"
+    static let upsertState = """
+        INSERT INTO state(bucket, key, entry_id, hlc, author, deleted, value_digest, value_length)
+        VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        ON CONFLICT(bucket, key) DO UPDATE SET
+            entry_id = excluded.entry_id, hlc = excluded.hlc, author = excluded.author,
+            deleted = excluded.deleted, value_digest = excluded.value_digest, value_length = excluded.value_length
+        """
+    static let deleteState = "DELETE FROM state WHERE bucket = ?1 AND key = ?2"
+    /// The LWW winner among a key's live writes: `ORDER BY hlc, author, id` descending.
+    static let keyWinner = """
+        SELECT id FROM entries WHERE bucket = ?1 AND key = ?2 AND inert = 0
+        ORDER BY hlc DESC, author DESC, id DESC LIMIT 1
+        """
+    /// The LWW winner among a key's live writes applied before a sequence number (CDC `before`).
+    static let keyWinnerBeforeSeq = """
+        SELECT id FROM entries WHERE bucket = ?1 AND key = ?2 AND inert = 0 AND seq < ?3
+        ORDER BY hlc DESC, author DESC, id DESC LIMIT 1
+        """
+    static let listState = """
+        SELECT bucket, key, entry_id, hlc, author, deleted, value_digest, value_length FROM state
+        WHERE bucket = ?1 AND key >= ?2 AND key > ?3 AND deleted = 0 ORDER BY key LIMIT ?4
+        """
+    static let buckets = "SELECT bucket, count(*) FROM state WHERE deleted = 0 GROUP BY bucket ORDER BY bucket"
+    /// State rows whose entry is not the LWW winner of the key (verify).
+    static let staleState = """
+        SELECT s.bucket, s.key FROM state s
+        WHERE s.entry_id IS NOT (SELECT id FROM entries e WHERE e.bucket = s.bucket AND e.key = s.key AND e.inert = 0
+                                 ORDER BY e.hlc DESC, e.author DESC, e.id DESC LIMIT 1)
+        """
+    /// Keys with live writes but no state row (verify).
+    static let missingState = """
+        SELECT DISTINCT e.bucket, e.key FROM entries e
+        WHERE e.bucket IS NOT NULL AND e.inert = 0
+          AND NOT EXISTS (SELECT 1 FROM state s WHERE s.bucket = e.bucket AND s.key = e.key)
+        """
+
+    // MARK: orphans
+    static let insertOrphan = "INSERT OR IGNORE INTO orphans(id, body, sig, value, received_ms) VALUES(?1, ?2, ?3, ?4, ?5)"
+    static let insertOrphanWait = "INSERT OR IGNORE INTO orphan_waits(parent, orphan) VALUES(?1, ?2)"
+    static let orphanExists = "SELECT 1 FROM orphans WHERE id = ?1"
+    static let orphansWaitingFor = "SELECT orphan FROM orphan_waits WHERE parent = ?1"
+    static let deleteOrphanWaits = "DELETE FROM orphan_waits WHERE parent = ?1"
+    static let orphanStillWaits = "SELECT 1 FROM orphan_waits WHERE orphan = ?1 LIMIT 1"
+    static let takeOrphan = "DELETE FROM orphans WHERE id = ?1 RETURNING body, sig, value"
+    static let orphanCount = "SELECT count(*) FROM orphans"
+    /// Parents orphans wait for that are not themselves pending here: what to ask peers for.
+    static let missingParents = """
+        SELECT DISTINCT parent FROM orphan_waits w
+        WHERE NOT EXISTS (SELECT 1 FROM orphans o WHERE o.id = w.parent)
+          AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.id = w.parent)
+        ORDER BY parent LIMIT ?1
+        """
+
+    // MARK: quarantine
+    static let insertQuarantine = """
+        INSERT OR IGNORE INTO quarantine(id, body, sig, value, hlc, received_ms, checked_ms)
+        VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)
+        """
+    static let quarantineExists = "SELECT 1 FROM quarantine WHERE id = ?1"
+    static let quarantineDue = "SELECT id FROM quarantine WHERE hlc <= ?1 ORDER BY hlc LIMIT ?2"
+    static let takeQuarantined = "DELETE FROM quarantine WHERE id = ?1 RETURNING body, sig, value"
+    static let touchQuarantine = "UPDATE quarantine SET checked_ms = ?1"
+    static let quarantineCount = "SELECT count(*) FROM quarantine"
+    static let quarantineList = "SELECT id, hlc, received_ms, checked_ms FROM quarantine ORDER BY hlc LIMIT ?1"
+
+    // MARK: writers
+    static let insertWriterEvent = "INSERT OR IGNORE INTO writer_events(entry_id, key, role, revoked_from) VALUES(?1, ?2, ?3, ?4)"
+    static let writerEventsForKey = """
+        SELECT w.role, w.revoked_from FROM writer_events w JOIN entries e ON e.id = w.entry_id
+        WHERE w.key = ?1 AND e.inert = 0
+        """
+    static let writerGrantsByAuthorSince = "SELECT id FROM entries WHERE author = ?1 AND hlc >= ?2 AND kind = 5"
+    static let keysGrantedBy = "SELECT key FROM writer_events WHERE entry_id = ?1 AND role IS NOT NULL"
+    static let writerKeys = "SELECT DISTINCT key FROM writer_events ORDER BY key"
+}
