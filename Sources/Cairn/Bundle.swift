@@ -126,6 +126,15 @@ struct BundleReader {
         logID = Hash32(bytes: try reader.read(32))!
     }
 
+    /// The genesis entry a bundle starts with (bundles hold entries parents first).
+    static func genesis(of path: String) throws -> SignedEntry {
+        var reader = try BundleReader(path: path)
+        guard let first = try reader.next(), let entry = try? SignedEntry(bodyBytes: first.body, signature: first.signature),
+            case .genesis = entry.payload, entry.id == reader.logID, entry.hasValidSignature
+        else { throw BundleError.malformed("it does not start with its log's genesis entry") }
+        return entry
+    }
+
     /// The next entry, or `nil` after the trailer has been read and checked.
     mutating func next() throws -> RawEntry? {
         switch try reader.u8() {

@@ -54,6 +54,39 @@ public actor CairnLog {
         return CairnLog(directory: directory, store: store, signer: key)
     }
 
+    /// Creates a new node of an existing log in `path`: a fresh node key and the log's
+    /// `genesis` entry. The node can read and sync at once; it can write once an admin grants
+    /// its ``nodeKey`` (and that grant has reached it).
+    public static func join(at path: String, genesis: SignedEntry, options: StoreOptions = StoreOptions()) throws -> CairnLog {
+        try join(at: path, genesis: genesis, options: options) { _ in }
+    }
+
+    /// Creates a new node of the log a bundle belongs to, and imports the bundle: the usual way
+    /// to start a second node (`cairn init --from BUNDLE`). If the bundle is refused, nothing
+    /// is left behind.
+    public static func join(at path: String, bundle: String, options: StoreOptions = StoreOptions()) throws -> CairnLog {
+        try join(at: path, genesis: try BundleReader.genesis(of: bundle), options: options) { store in
+            _ = try store.importBundle(from: bundle, batchSize: 2000)
+        }
+    }
+
+    private static func join(
+        at path: String, genesis: SignedEntry, options: StoreOptions, then fill: (LogStore) throws -> Void
+    ) throws -> CairnLog {
+        let directory = DataDirectory(path: path)
+        guard !directory.exists else { throw DataDirectoryError.alreadyInitialized(path: path) }
+        try directory.createDirectory()
+        do {
+            let key = try directory.loadOrCreateKey()
+            let store = try LogStore.create(path: directory.databasePath, genesis: genesis, options: options)
+            try fill(store)
+            return CairnLog(directory: directory, store: store, signer: key)
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+
     /// Opens the log in `path`.
     public static func open(at path: String, options: StoreOptions = StoreOptions()) throws -> CairnLog {
         let directory = DataDirectory(path: path)

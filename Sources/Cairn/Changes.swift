@@ -113,6 +113,8 @@ public struct ChangeStream: AsyncSequence, Sendable {
         private mutating func waitForCommit(_ store: LogStore) async throws {
             while true {
                 try await Task.sleep(nanoseconds: stream.pollMilliseconds * 1_000_000)
+                // Single-row reads leave statements on a row, holding the old snapshot open.
+                store.database.resetStatements()
                 let version = try store.dataVersion()
                 if version != lastVersion {
                     lastVersion = version

@@ -48,6 +48,12 @@ public struct DataDirectory: Sendable {
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw DataDirectoryError.io(path: path, errno: errno) }
     }
 
+    /// Removes the files a failed `create`/`join` made, and the directory if it is then empty.
+    func remove() {
+        for file in [databasePath, databasePath + "-wal", databasePath + "-shm", keyPath] { unlink(file) }
+        rmdir(path)
+    }
+
     /// Loads the node key, creating one (mode 0600, never printed or logged) if there is none.
     func loadOrCreateKey() throws -> SigningKey {
         if access(keyPath, F_OK) == 0 { return try loadKey() }

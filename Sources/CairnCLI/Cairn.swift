@@ -39,7 +39,7 @@ struct Cairn: AsyncParsableCommand {
         // A closed stdout must be a write error (EPIPE) we handle, not a signal that kills us.
         signal(SIGPIPE, SIG_IGN)
         do {
-            var command = try await asyncParseAsRoot()
+            var command = try await asyncParseAsRoot(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
             bootstrapLogging(verbose: (command as? any CairnCommand)?.global.verbose ?? false)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()

@@ -41,10 +41,11 @@ enum ErrorReport {
         case let error as ValueError: error.description
         case let error as RejectReason: "rejected: \(error.description)"
         case let error as EntryFormatError: "invalid entry: \(error.description)"
-        case is ValidationError, is CleanExit, is ExitCode: nil
         default:
-            // SQLite and filesystem errors from below the library: their own description.
-            String(describing: error)
+            // ArgumentParser's errors (usage, help, exit codes) are reported by it, with the
+            // same prefix; it prints any other error (SQLite, below the library) as
+            // `cairn: error: <description>` with status 1.
+            nil
         }
     }
 

@@ -311,7 +311,7 @@ extension OutputStream {
 
 // MARK: - Tables
 
-/// Left-aligned columns separated by two spaces; the last column is not padded.
+/// Left-aligned columns separated by two spaces, without trailing spaces.
 func formatTable(_ rows: [[String]]) -> [String] {
     guard let columns = rows.map(\.count).max() else { return [] }
     var widths = [Int](repeating: 0, count: columns)
@@ -319,8 +319,10 @@ func formatTable(_ rows: [[String]]) -> [String] {
         for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
     }
     return rows.map { row in
-        row.enumerated().map { index, cell in
+        var line = row.enumerated().map { index, cell in
             index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
         }.joined(separator: "  ")
+        while line.last == " " { line.removeLast() }
+        return line
     }
 }

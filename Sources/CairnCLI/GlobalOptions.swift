@@ -39,6 +39,40 @@ struct GlobalOptions: ParsableArguments {
     var log: Logger { Logger(label: "cairn") }
 }
 
+extension GlobalOptions {
+    /// Lets the global options come before the subcommand, as in `cairn --data-dir X log`:
+    /// ArgumentParser only accepts a subcommand's options after its name, so leading global
+    /// options are moved to just after the subcommand path (`cairn log --data-dir X`).
+    static func hoisted(_ arguments: [String]) -> [String] {
+        var globals: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--data-dir", index + 1 < arguments.count {
+                globals += [argument, arguments[index + 1]]
+                index += 2
+            } else if argument.hasPrefix("--data-dir=") || argument == "--verbose" || argument == "-v" {
+                globals.append(argument)
+                index += 1
+            } else {
+                break
+            }
+        }
+        guard !globals.isEmpty else { return arguments }
+        let rest = Array(arguments[index...])
+        var command: any ParsableCommand.Type = Cairn.self
+        var pathLength = 0
+        while pathLength < rest.count,
+            let next = command.configuration.subcommands.first(where: { $0.configuration.commandName == rest[pathLength] })
+        {
+            command = next
+            pathLength += 1
+        }
+        guard pathLength > 0 else { return arguments }
+        return Array(rest[..<pathLength]) + globals + Array(rest[pathLength...])
+    }
+}
+
 /// Commands that take the global options (all of them).
 protocol CairnCommand: AsyncParsableCommand {
     var global: GlobalOptions { get }

@@ -22,15 +22,28 @@ struct ReconcileEngine<Storage: ReconcileStorage> {
     /// `0x61` followed by a split of the whole storage (ignores the frame limit, like the
     /// reference: it is at most about 1 KB).
     func initialMessage() throws -> [UInt8] {
-        var out = [NegentropyProtocol.version]
-        var encoder = BoundEncoder()
-        try split(0..<storage.count, upperBound: .infinity, encoder: &encoder, into: &out)
-        return out
+        try storage.withReadSnapshot {
+            var out = [NegentropyProtocol.version]
+            var encoder = BoundEncoder()
+            try split(0..<storage.count, upperBound: .infinity, encoder: &encoder, into: &out)
+            return out
+        }
     }
 
     /// Processes one incoming message and returns the reply (`[0x61]` alone means "nothing left").
     /// The initiator collects the ids only it has in `have` and those only the peer has in `need`.
     func reply(to message: [UInt8], have: inout [ItemID], need: inout [ItemID]) throws -> [UInt8] {
+        var haveFound: [ItemID] = []
+        var needFound: [ItemID] = []
+        let reply = try storage.withReadSnapshot {
+            try processMessage(message, have: &haveFound, need: &needFound)
+        }
+        have += haveFound
+        need += needFound
+        return reply
+    }
+
+    private func processMessage(_ message: [UInt8], have: inout [ItemID], need: inout [ItemID]) throws -> [UInt8] {
         var reader = MessageReader(message)
         var out = [NegentropyProtocol.version]
         guard try acceptsVersion(reader.readVersion()) else { return out }

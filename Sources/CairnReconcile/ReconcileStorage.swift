@@ -27,11 +27,18 @@ public protocol ReconcileStorage: AnyObject {
     /// Called when a session starts, so a backend can bring itself up to date
     /// (the SQLite backend folds in newly appended entries here).
     func beginSession() throws
+
+    /// Runs `body`, which reads the storage to build one message, against one snapshot
+    /// (the SQLite backend wraps it in a read transaction: one lock instead of one per query).
+    func withReadSnapshot<T>(_ body: () throws -> T) throws -> T
 }
 
 extension ReconcileStorage {
     /// Nothing to refresh by default.
     public func beginSession() throws {}
+
+    /// In-memory storages need no snapshot: `body` runs as is.
+    public func withReadSnapshot<T>(_ body: () throws -> T) throws -> T { try body() }
 
     /// The fingerprint of the items in `range`.
     public func fingerprint(of range: Range<Int>) throws -> Fingerprint {

@@ -17,9 +17,13 @@ public struct SQLiteStorageConfiguration: Sendable, Equatable {
     public var targetBucketSize = 1024
     /// A bucket that grows past this many items is split into buckets of ``targetBucketSize``.
     public var maxBucketSize = 2048
-    /// How many buckets' items are kept decoded in memory (an LRU cache; bounds memory at
-    /// about `cachedBuckets × maxBucketSize × 72` bytes).
-    public var cachedBuckets = 32
+    /// Every this many items a bucket keeps a checkpoint (key and partial id sum), so that a
+    /// lookup inside a bucket decodes at most this many rows.
+    public var checkpointInterval = 64
+    /// How many buckets' checkpoint lists stay cached (about 72 B per checkpoint).
+    public var cachedBuckets = 64
+    /// How many decoded windows of ``checkpointInterval`` items stay cached (about 72 B per item).
+    public var cachedWindows = 128
 
     /// The defaults, for Cairn's `entries` table.
     public init() {}
@@ -33,8 +37,10 @@ public struct SQLiteStorageConfiguration: Sendable, Equatable {
         for name in [entriesTable, sequenceColumn, idColumn, timestampColumn, aggregateTablePrefix] {
             guard Self.isPlainIdentifier(name) else { throw .invalidIdentifier(name) }
         }
-        guard targetBucketSize >= 16, maxBucketSize >= targetBucketSize * 2, cachedBuckets >= 2 else {
-            throw .invalidBucketSizes(target: targetBucketSize, max: maxBucketSize, cached: cachedBuckets)
+        guard targetBucketSize >= 16, maxBucketSize >= targetBucketSize * 2,
+              checkpointInterval >= 4, checkpointInterval <= targetBucketSize,
+              cachedBuckets >= 2, cachedWindows >= 2 else {
+            throw .invalidBucketSizes(target: targetBucketSize, max: maxBucketSize, interval: checkpointInterval)
         }
     }
 
@@ -50,8 +56,9 @@ public struct SQLiteStorageConfiguration: Sendable, Equatable {
 public enum SQLiteStorageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A table or column name that is not a plain identifier.
     case invalidIdentifier(String)
-    /// Bucket sizes out of range: target ≥ 16, max ≥ 2 × target, cache ≥ 2.
-    case invalidBucketSizes(target: Int, max: Int, cached: Int)
+    /// Sizes out of range: target ≥ 16, max ≥ 2 × target, 4 ≤ checkpoint interval ≤ target,
+    /// caches ≥ 2.
+    case invalidBucketSizes(target: Int, max: Int, interval: Int)
     /// An entry's timestamp is negative as an `Int64`, i.e. ≥ 2^63 as a `UInt64`: SQLite's
     /// signed order would sort it first, so the backend refuses it.
     case timestampOutOfRange(sequence: Int64, storedValue: Int64)
@@ -64,8 +71,8 @@ public enum SQLiteStorageError: Error, Equatable, Sendable, CustomStringConverti
     public var description: String {
         switch self {
         case .invalidIdentifier(let name): return "'\(name)' is not a plain SQL identifier"
-        case .invalidBucketSizes(let target, let max, let cached):
-            return "invalid bucket sizes target=\(target) max=\(max) cached=\(cached)"
+        case .invalidBucketSizes(let target, let max, let interval):
+            return "invalid bucket sizes target=\(target) max=\(max) checkpoint interval=\(interval) (or caches < 2)"
         case .timestampOutOfRange(let sequence, let value):
             return "entry seq=\(sequence) has timestamp \(UInt64(bitPattern: value)) >= 2^63"
         case .invalidIDLength(let sequence, let length): return "entry seq=\(sequence) has a \(length)-byte id"

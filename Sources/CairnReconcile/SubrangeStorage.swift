@@ -32,6 +32,10 @@ public final class SubrangeStorage<Base: ReconcileStorage>: ReconcileStorage {
         try locate()
     }
 
+    public func withReadSnapshot<T>(_ body: () throws -> T) throws -> T {
+        try base.withReadSnapshot(body)
+    }
+
     public func item(at index: Int) throws -> Item {
         guard index >= 0, index < count else { throw ReconcileError.indexOutOfRange(index, count: count) }
         return try base.item(at: baseRange.lowerBound + index)

@@ -92,6 +92,14 @@ public final class Database {
         return statement
     }
 
+    /// Resets every cached statement. A statement stepped to a row and not reset keeps the
+    /// connection's read snapshot open: the connection then sees no other connection's
+    /// commits, and ``dataVersion()`` never changes. Call this between reads that must see
+    /// new commits (a poller), never while iterating a statement.
+    public func resetStatements() {
+        for statement in statements.values { statement.reset() }
+    }
+
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`; rolls back if `body` throws.
     ///
     /// `IMMEDIATE` takes the write lock up front, so two processes writing the same file
@@ -103,9 +111,11 @@ public final class Database {
         try execute(nested ? "SAVEPOINT nested_write" : "BEGIN IMMEDIATE")
         do {
             let result = try body()
+            if !nested { resetStatements() }
             try execute(nested ? "RELEASE nested_write" : "COMMIT")
             return result
         } catch {
+            if !nested { resetStatements() }
             try? execute(nested ? "ROLLBACK TO nested_write; RELEASE nested_write" : "ROLLBACK")
             throw error
         }
@@ -118,9 +128,11 @@ public final class Database {
         try execute("BEGIN DEFERRED")
         do {
             let result = try body()
+            resetStatements()
             try execute("COMMIT")
             return result
         } catch {
+            resetStatements()
             try? execute("ROLLBACK")
             throw error
         }
@@ -135,6 +147,7 @@ public final class Database {
     /// `PRAGMA data_version`: changes whenever another connection commits to the file.
     public func dataVersion() throws -> Int64 {
         let statement = try prepare("PRAGMA data_version")
+        defer { statement.reset() }
         guard try statement.step() else { return 0 }
         return statement.int64(0)
     }

@@ -295,9 +295,9 @@ extension LogStore {
     }
 
     /// Number of entries waiting for parents.
-    public func orphanCount() throws -> Int { try count(Schema.orphanCount) }
+    public func orphanCount() throws -> Int { try database.readTransaction { try count(Schema.orphanCount) } }
     /// Number of quarantined entries.
-    public func quarantineCount() throws -> Int { try count(Schema.quarantineCount) }
+    public func quarantineCount() throws -> Int { try database.readTransaction { try count(Schema.quarantineCount) } }
 
     func count(_ sql: String) throws -> Int {
         let statement = try database.prepare(sql)

@@ -58,32 +58,38 @@ extension LogStore {
 
     /// The entry with this id, or `nil`.
     public func entry(id: Hash32) throws -> StoredEntry? {
-        let statement = try database.prepare(Schema.entryByID).bind(.blob(id.bytes))
-        return try statement.step() ? try storedEntry(statement) : nil
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.entryByID).bind(.blob(id.bytes))
+            return try statement.step() ? try storedEntry(statement) : nil
+        }
     }
 
     /// The entry whose hex id starts with `prefix` (at least 4 digits), like git's short ids.
     public func entry(prefix: String) throws -> StoredEntry {
-        let hex = prefix.lowercased()
-        guard hex.count >= 4, hex.count <= 64, Hex.decode(hex + (hex.count % 2 == 1 ? "0" : "")) != nil else {
-            throw StoreError.notFound("entry \(prefix) (give 4 to 64 hex digits)")
+        try database.readTransaction {
+            let hex = prefix.lowercased()
+            guard hex.count >= 4, hex.count <= 64, Hex.decode(hex + (hex.count % 2 == 1 ? "0" : "")) != nil else {
+                throw StoreError.notFound("entry \(prefix) (give 4 to 64 hex digits)")
+            }
+            let pad = 64 - hex.count
+            let low = Hex.decode(hex + String(repeating: "0", count: pad))!
+            let high = Hex.decode(hex + String(repeating: "f", count: pad))!
+            let statement = try database.prepare(Schema.entriesByIDPrefix).bind(.blob(low), .blob(high + [0]))
+            guard try statement.step() else { throw StoreError.notFound("entry \(prefix)") }
+            let found = try storedEntry(statement)
+            if try statement.step() { throw StoreError.ambiguousPrefix(prefix) }
+            return found
         }
-        let pad = 64 - hex.count
-        let low = Hex.decode(hex + String(repeating: "0", count: pad))!
-        let high = Hex.decode(hex + String(repeating: "f", count: pad))!
-        let statement = try database.prepare(Schema.entriesByIDPrefix).bind(.blob(low), .blob(high + [0]))
-        guard try statement.step() else { throw StoreError.notFound("entry \(prefix)") }
-        let found = try storedEntry(statement)
-        if try statement.step() { throw StoreError.ambiguousPrefix(prefix) }
-        return found
     }
 
     /// Up to `limit` entries with ingest sequence above `seq`, in sequence order (the CDC read).
     public func entries(afterSeq seq: Int64, limit: Int) throws -> [StoredEntry] {
-        let statement = try database.prepare(Schema.entriesAfterSeq).bind(.int(seq), .integer(limit))
-        var out: [StoredEntry] = []
-        while try statement.step() { out.append(try storedEntry(statement)) }
-        return out
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.entriesAfterSeq).bind(.int(seq), .integer(limit))
+            var out: [StoredEntry] = []
+            while try statement.step() { out.append(try storedEntry(statement)) }
+            return out
+        }
     }
 
     /// Calls `body` for every entry in ingest order, reading `batchSize` rows at a time so
@@ -102,75 +108,89 @@ extension LogStore {
 
     /// Entries matching `filter`, newest first by default (`cairn log`).
     public func log(_ filter: LogFilter) throws -> [StoredEntry] {
-        var conditions: [String] = []
-        var values: [SQLiteValue] = []
-        if let author = filter.author { conditions.append("author = ?"); values.append(.blob(author.bytes)) }
-        if let bucket = filter.bucket { conditions.append("bucket = ?"); values.append(.text(bucket)) }
-        if let key = filter.key { conditions.append("key = ?"); values.append(.text(key)) }
-        if let since = filter.since { conditions.append("hlc >= ?"); values.append(.integer(since.rawValue)) }
-        if let until = filter.until { conditions.append("hlc <= ?"); values.append(.integer(until.rawValue)) }
-        let statement = try database.prepare(Schema.log(conditions: conditions, newestFirst: filter.newestFirst))
-        try statement.bind(values + [.integer(filter.limit ?? -1)])
-        var out: [StoredEntry] = []
-        while try statement.step() { out.append(try storedEntry(statement)) }
-        return out
+        try database.readTransaction {
+            var conditions: [String] = []
+            var values: [SQLiteValue] = []
+            if let author = filter.author { conditions.append("author = ?"); values.append(.blob(author.bytes)) }
+            if let bucket = filter.bucket { conditions.append("bucket = ?"); values.append(.text(bucket)) }
+            if let key = filter.key { conditions.append("key = ?"); values.append(.text(key)) }
+            if let since = filter.since { conditions.append("hlc >= ?"); values.append(.integer(since.rawValue)) }
+            if let until = filter.until { conditions.append("hlc <= ?"); values.append(.integer(until.rawValue)) }
+            let statement = try database.prepare(Schema.log(conditions: conditions, newestFirst: filter.newestFirst))
+            try statement.bind(values + [.integer(filter.limit ?? -1)])
+            var out: [StoredEntry] = []
+            while try statement.step() { out.append(try storedEntry(statement)) }
+            return out
+        }
     }
 
     /// Every write to `bucket/key` in LWW order (oldest first).
     public func history(bucket: String, key: String) throws -> [StoredEntry] {
-        let statement = try database.prepare(Schema.entriesByKey).bind(.text(bucket), .text(key))
-        var out: [StoredEntry] = []
-        while try statement.step() { out.append(try storedEntry(statement)) }
-        return out
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.entriesByKey).bind(.text(bucket), .text(key))
+            var out: [StoredEntry] = []
+            while try statement.step() { out.append(try storedEntry(statement)) }
+            return out
+        }
     }
 
     /// The merge entries whose decisions mention `bucket/key`.
     public func merges(deciding bucket: String, key: String) throws -> [(StoredEntry, MergeDecision)] {
-        var out: [(StoredEntry, MergeDecision)] = []
-        let statement = try database.prepare(Schema.mergeEntries)
-        while try statement.step() {
-            let stored = try storedEntry(statement)
-            guard case .merge(let decisions) = stored.entry.payload else { continue }
-            for decision in decisions where KeyPath(bucket: decision.bucket, key: decision.key) == KeyPath(bucket: bucket, key: key) {
-                out.append((stored, decision))
+        try database.readTransaction {
+            var out: [(StoredEntry, MergeDecision)] = []
+            let statement = try database.prepare(Schema.mergeEntries)
+            while try statement.step() {
+                let stored = try storedEntry(statement)
+                guard case .merge(let decisions) = stored.entry.payload else { continue }
+                for decision in decisions where KeyPath(bucket: decision.bucket, key: decision.key) == KeyPath(bucket: bucket, key: key) {
+                    out.append((stored, decision))
+                }
             }
+            return out
         }
-        return out
     }
 
     /// The current heads, oldest HLC first.
     public func heads() throws -> [Head] {
-        let statement = try database.prepare(Schema.heads)
-        var out: [Head] = []
-        while try statement.step() {
-            out.append(Head(id: Hash32(bytes: statement.blob(0)!)!, hlc: HLC(rawValue: UInt64(statement.int64(1)))))
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.heads)
+            var out: [Head] = []
+            while try statement.step() {
+                out.append(Head(id: Hash32(bytes: statement.blob(0)!)!, hlc: HLC(rawValue: UInt64(statement.int64(1)))))
+            }
+            return out
         }
-        return out
     }
 
     /// Number of applied entries.
-    public func entryCount() throws -> Int { try count(Schema.entryCount) }
+    public func entryCount() throws -> Int { try database.readTransaction { try count(Schema.entryCount) } }
 
     /// The highest ingest sequence number (0 when only… never: the genesis is 1).
     public func lastSeq() throws -> Int64 {
-        let statement = try database.prepare(Schema.maxSeq)
-        return try statement.step() ? statement.int64(0) : 0
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.maxSeq)
+            return try statement.step() ? statement.int64(0) : 0
+        }
     }
 
     /// The parents of an entry, as stored in the edge table.
     public func parentEdges(of id: Hash32) throws -> [Hash32] {
-        let statement = try database.prepare(Schema.parentsOf).bind(.blob(id.bytes))
-        var out: [Hash32] = []
-        while try statement.step() { out.append(Hash32(bytes: statement.blob(0)!)!) }
-        return out
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.parentsOf).bind(.blob(id.bytes))
+            var out: [Hash32] = []
+            while try statement.step() { out.append(Hash32(bytes: statement.blob(0)!)!) }
+            return out
+        }
     }
 
     /// Up to `limit` ids that orphans are waiting for (what to ask peers for).
     public func missingParents(limit: Int = 1000) throws -> [Hash32] {
-        let statement = try database.prepare(Schema.missingParents).bind(.integer(limit))
-        var out: [Hash32] = []
-        while try statement.step() { out.append(Hash32(bytes: statement.blob(0)!)!) }
-        return out
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.missingParents).bind(.integer(limit))
+            var out: [Hash32] = []
+            while try statement.step() { out.append(Hash32(bytes: statement.blob(0)!)!) }
+            return out
+        }
     }
 
     func storedEntry(_ s: Statement) throws -> StoredEntry {
@@ -182,32 +202,38 @@ extension LogStore {
 
     /// The state of `bucket/key`, or `nil` if it was never written.
     public func state(bucket: String, key: String) throws -> KeyState? {
-        let statement = try database.prepare(Schema.stateRow).bind(.text(bucket), .text(key))
-        guard try statement.step() else { return nil }
-        return keyState(bucket: bucket, key: key, statement, offset: 0)
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.stateRow).bind(.text(bucket), .text(key))
+            guard try statement.step() else { return nil }
+            return keyState(bucket: bucket, key: key, statement, offset: 0)
+        }
     }
 
     /// Live keys of `bucket` starting with `prefix`, in byte order, after `after`, at most `limit`.
     public func list(bucket: String, prefix: String = "", after: String? = nil, limit: Int = 1000) throws -> [KeyState] {
-        let statement = try database.prepare(Schema.listState).bind(
-            .text(bucket), .text(prefix), .text(after ?? ""), .integer(limit)
-        )
-        var out: [KeyState] = []
-        while try statement.step() {
-            let key = statement.text(1)!
-            // SQLite's range condition finds the start; the prefix test ends the scan.
-            guard key.utf8.starts(with: prefix.utf8) else { break }
-            out.append(keyState(bucket: bucket, key: key, statement, offset: 2))
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.listState).bind(
+                .text(bucket), .text(prefix), .text(after ?? ""), .integer(limit)
+            )
+            var out: [KeyState] = []
+            while try statement.step() {
+                let key = statement.text(1)!
+                // SQLite's range condition finds the start; the prefix test ends the scan.
+                guard key.utf8.starts(with: prefix.utf8) else { break }
+                out.append(keyState(bucket: bucket, key: key, statement, offset: 2))
+            }
+            return out
         }
-        return out
     }
 
     /// Buckets with at least one live key, and how many.
     public func buckets() throws -> [(bucket: String, keys: Int)] {
-        let statement = try database.prepare(Schema.buckets)
-        var out: [(String, Int)] = []
-        while try statement.step() { out.append((statement.text(0)!, statement.int(1))) }
-        return out
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.buckets)
+            var out: [(String, Int)] = []
+            while try statement.step() { out.append((statement.text(0)!, statement.int(1))) }
+            return out
+        }
     }
 
     private func keyState(bucket: String, key: String, _ s: Statement, offset o: Int32) -> KeyState {
@@ -222,19 +248,23 @@ extension LogStore {
     /// The winning write of `bucket/key` among the entries applied before `seq`: the key's
     /// state as it was just before that entry landed (the CDC `before` image).
     public func winner(bucket: String, key: String, beforeSeq seq: Int64) throws -> StoredEntry? {
-        let statement = try database.prepare(Schema.keyWinnerBeforeSeq).bind(.text(bucket), .text(key), .int(seq))
-        guard try statement.step(), let id = Hash32(bytes: statement.blob(0)!) else { return nil }
-        return try entry(id: id)
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.keyWinnerBeforeSeq).bind(.text(bucket), .text(key), .int(seq))
+            guard try statement.step(), let id = Hash32(bytes: statement.blob(0)!) else { return nil }
+            return try entry(id: id)
+        }
     }
 
     // MARK: - Values
 
     /// The value bytes for a digest, or why there are none.
     public func value(_ digest: Hash32) throws -> ValueLookup {
-        let statement = try database.prepare(Schema.getValue).bind(.blob(digest.bytes))
-        guard try statement.step() else { return .missing }
-        if let data = statement.blob(0) { return .present(data) }
-        return statement.int64(1) != 0 ? .purged : .missing
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.getValue).bind(.blob(digest.bytes))
+            guard try statement.step() else { return .missing }
+            if let data = statement.blob(0) { return .present(data) }
+            return statement.int64(1) != 0 ? .purged : .missing
+        }
     }
 
     /// Erases a value's bytes (a leaked secret, an erasure request). Entries referencing it

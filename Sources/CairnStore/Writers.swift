@@ -30,30 +30,34 @@ public struct WriterInfo: Sendable {
 extension LogStore {
     /// The standing of `key` in the writer set.
     public func writerStatus(_ key: PublicKey) throws -> WriterStatus {
-        if let cached = writerCache[key] { return cached }
-        var role: Role?
-        var revokedFrom: HLC?
-        let statement = try database.prepare(Schema.writerEventsForKey).bind(.blob(key.bytes))
-        while try statement.step() {
-            if !statement.isNull(0), let granted = Role(rawValue: UInt8(statement.int64(0))) {
-                role = max(role?.rawValue ?? 0, granted.rawValue) == Role.admin.rawValue ? .admin : .writer
+        try database.readTransaction {
+            if let cached = writerCache[key] { return cached }
+            var role: Role?
+            var revokedFrom: HLC?
+            let statement = try database.prepare(Schema.writerEventsForKey).bind(.blob(key.bytes))
+            while try statement.step() {
+                if !statement.isNull(0), let granted = Role(rawValue: UInt8(statement.int64(0))) {
+                    role = max(role?.rawValue ?? 0, granted.rawValue) == Role.admin.rawValue ? .admin : .writer
+                }
+                if !statement.isNull(1) {
+                    let from = HLC(rawValue: UInt64(statement.int64(1)))
+                    revokedFrom = min(revokedFrom ?? from, from)
+                }
             }
-            if !statement.isNull(1) {
-                let from = HLC(rawValue: UInt64(statement.int64(1)))
-                revokedFrom = min(revokedFrom ?? from, from)
-            }
+            let status = WriterStatus(role: role, revokedFrom: revokedFrom)
+            writerCache[key] = status
+            return status
         }
-        let status = WriterStatus(role: role, revokedFrom: revokedFrom)
-        writerCache[key] = status
-        return status
     }
 
     /// Every key that appears in the writer set, with its standing.
     public func writers() throws -> [WriterInfo] {
-        var keys: [PublicKey] = []
-        let statement = try database.prepare(Schema.writerKeys)
-        while try statement.step() { keys.append(PublicKey(bytes: statement.blob(0)!)!) }
-        return try keys.map { WriterInfo(key: $0, status: try writerStatus($0)) }
+        try database.readTransaction {
+            var keys: [PublicKey] = []
+            let statement = try database.prepare(Schema.writerKeys)
+            while try statement.step() { keys.append(PublicKey(bytes: statement.blob(0)!)!) }
+            return try keys.map { WriterInfo(key: $0, status: try writerStatus($0)) }
+        }
     }
 
     /// Why the entry's author may not write it, or `nil` if it may.

@@ -155,6 +155,18 @@ func expectSameContents(_ storage: some ReconcileStorage, as expected: VectorSto
         #expect(storage.count == 299)
     }
 
+    @Test func rebuildsAggregatesOfAnotherFormat() throws {
+        var random = SplitMix64(state: 17)
+        let scratch = try ScratchDatabase()
+        let items = randomItems(500, spread: 2000, random: &random)
+        try scratch.insert(items)
+        _ = try SQLiteStorage(database: scratch.database, configuration: smallBuckets())
+        try scratch.database.execute("UPDATE rbsr_meta SET value = 999 WHERE key = 'format'")
+        let reopened = try SQLiteStorage(database: scratch.database, configuration: smallBuckets())
+        try expectSameContents(reopened, as: VectorStorage(items: items), random: &random)
+        #expect(try scratch.database.prepare("SELECT value FROM rbsr_meta WHERE key = 'format'").step())
+    }
+
     @Test func validatesConfiguration() throws {
         let scratch = try ScratchDatabase()
         var configuration = SQLiteStorageConfiguration()

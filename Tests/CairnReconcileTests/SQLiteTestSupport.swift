@@ -41,12 +41,15 @@ final class ScratchDatabase {
     }
 }
 
-/// Small buckets, so that even test-sized sets span many buckets and splits.
+/// Small buckets, windows and caches, so that even test-sized sets span many buckets, splits,
+/// checkpoints and cache evictions.
 func smallBuckets(cached: Int = 4) -> SQLiteStorageConfiguration {
     var configuration = SQLiteStorageConfiguration()
     configuration.targetBucketSize = 16
     configuration.maxBucketSize = 40
+    configuration.checkpointInterval = 5
     configuration.cachedBuckets = cached
+    configuration.cachedWindows = cached
     return configuration
 }
 

@@ -1,0 +1,31 @@
+import ArgumentParser
+import Cairn
+
+/// `cairn import`: reads a bundle, all or nothing.
+struct ImportCommand: CairnCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import a bundle exported from a node of this log.",
+        discussion: """
+            All or nothing: the whole file is checked (framing, count, checksum, log id) and every \
+            entry verified (hash, signature, writer rules) before anything is kept; any problem \
+            leaves the log untouched, prints why and exits 1. Entries whose authors are not \
+            writers here are refused: grant them first with 'cairn writers add'. Prints how many \
+            entries were applied, already known, kept as orphans (parents missing) or quarantined \
+            (HLC too far in the future).
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The bundle file to read.", valueName: "file"))
+    var file: String
+
+    func run() async throws {
+        let log = try global.open()
+        let report = try await log.importBundle(from: file)
+        global.log.info("imported", metadata: ["file": .string(file), "applied": .stringConvertible(report.applied)])
+        try Terminal.out.line(
+            "imported \(file): \(report.entries) entries, \(report.applied) applied, \(report.duplicates) already known, "
+                + "\(report.orphaned) orphaned, \(report.quarantined) quarantined")
+    }
+}

@@ -1,0 +1,69 @@
+import CairnSQLite
+import Foundation
+import Testing
+
+@Suite struct DatabaseTests {
+    func memory() throws -> Database {
+        let db = try Database(path: ":memory:")
+        try db.execute("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)")
+        return db
+    }
+
+    func count(_ db: Database) throws -> Int {
+        let s = try db.prepare("SELECT count(*) FROM t")
+        _ = try s.step()
+        return s.int(0)
+    }
+
+    @Test func statementsAreCachedAndRebindable() throws {
+        let db = try memory()
+        let insert = try db.prepare("INSERT INTO t(k, v) VALUES(?1, ?2)")
+        try insert.bind(.int(1), .blob([])).run()
+        #expect(try db.prepare("INSERT INTO t(k, v) VALUES(?1, ?2)") === insert)
+        try insert.bind(.int(2), .null).run()
+        let select = try db.prepare("SELECT v FROM t ORDER BY k")
+        #expect(try select.step() && select.blob(0) == [])   // an empty blob stays a blob, not NULL
+        #expect(try select.step() && select.blob(0) == nil)
+    }
+
+    @Test func aThrowingTransactionRollsBackAndANestedOneOnlyItsOwnPart() throws {
+        struct Boom: Error {}
+        let db = try memory()
+        #expect(throws: Boom.self) {
+            try db.writeTransaction {
+                try db.prepare("INSERT INTO t(k) VALUES(1)").run()
+                throw Boom()
+            }
+        }
+        #expect(try count(db) == 0)
+        try db.writeTransaction {
+            try db.prepare("INSERT INTO t(k) VALUES(1)").run()
+            try? db.writeTransaction {
+                try db.prepare("INSERT INTO t(k) VALUES(2)").run()
+                throw Boom()
+            }
+        }
+        #expect(try count(db) == 1)
+        #expect(!db.isInTransaction)
+    }
+
+    @Test func errorsCarryTheCodeMessageAndSQL() throws {
+        let db = try memory()
+        do {
+            _ = try db.prepare("SELECT nope FROM t")
+            Issue.record("expected an error")
+        } catch let error as SQLiteError {
+            #expect(error.code == 1 && error.message.contains("nope") && error.sql == "SELECT nope FROM t")
+        }
+    }
+
+    @Test func dataVersionMovesWhenAnotherConnectionCommits() throws {
+        let path = NSTemporaryDirectory() + "cairn-sqlite-\(UUID().uuidString).db"
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let a = try Database(path: path), b = try Database(path: path)
+        try a.execute("PRAGMA journal_mode=WAL; CREATE TABLE t(k)")
+        let before = try b.dataVersion()
+        try a.execute("INSERT INTO t VALUES(1)")
+        #expect(try b.dataVersion() != before)
+    }
+}
