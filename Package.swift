@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "CairnSQLiteTests", dependencies: ["CairnSQLite"]),
         .testTarget(name: "CairnReconcileTests", dependencies: ["CairnReconcile", "CairnSQLite"]),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnCore", "CairnSQLite"]),
-        .testTarget(name: "CairnTests", dependencies: ["Cairn"]),
-        .testTarget(name: "CairnCLITests", dependencies: ["Cairn"]),
+        .testTarget(name: "CairnTests", dependencies: ["Cairn", "CairnReconcile", "CairnSQLite"]),
+        .testTarget(name: "CairnCLITests", dependencies: ["Cairn", "CairnSQLite"]),
     ]
 )

@@ -191,7 +191,7 @@ extension CairnLog {
     /// verified and inserted in batches inside one transaction. Any refused entry rolls the
     /// whole import back and is reported.
     public func importBundle(from path: String, batchSize: Int = 2000) throws -> ImportReport {
-        try store.importBundle(from: path, batchSize: batchSize)
+        try writing { try store.importBundle(from: path, batchSize: batchSize) }
     }
 }
 

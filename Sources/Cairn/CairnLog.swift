@@ -1,5 +1,6 @@
 @_exported import CairnCore
 @_exported import CairnStore
+import CairnReconcile
 
 /// A Cairn log opened from a data directory: the library's front door.
 ///
@@ -22,13 +23,27 @@ public actor CairnLog {
 
     let store: LogStore
     let signer: SigningKey
+    /// The `(hlc, id)` set-reconciliation index over the entries table, kept current with
+    /// every write (its range fingerprints are cached in the same file).
+    let reconcileIndex: SQLiteStorage
 
-    private init(directory: DataDirectory, store: LogStore, signer: SigningKey) {
+    private init(directory: DataDirectory, store: LogStore, signer: SigningKey) throws {
         self.directory = directory
         self.store = store
         self.signer = signer
         self.logID = store.logID
         self.nodeKey = signer.publicKey
+        self.reconcileIndex = try SQLiteStorage(database: store.database)
+    }
+
+    /// Runs a store write and folds its new entries into the reconciliation index, in one
+    /// transaction: the index never lags behind what was committed.
+    func writing<T>(_ body: () throws -> T) throws -> T {
+        try store.database.writeTransaction {
+            let result = try body()
+            _ = try reconcileIndex.catchUp()
+            return result
+        }
     }
 
     // MARK: - Opening
@@ -51,7 +66,7 @@ public actor CairnLog {
         )
         let genesis = try SignedEntry(signing: body, with: key)
         let store = try LogStore.create(path: directory.databasePath, genesis: genesis, options: options)
-        return CairnLog(directory: directory, store: store, signer: key)
+        return try CairnLog(directory: directory, store: store, signer: key)
     }
 
     /// Creates a new node of an existing log in `path`: a fresh node key and the log's
@@ -80,7 +95,7 @@ public actor CairnLog {
             let key = try directory.loadOrCreateKey()
             let store = try LogStore.create(path: directory.databasePath, genesis: genesis, options: options)
             try fill(store)
-            return CairnLog(directory: directory, store: store, signer: key)
+            return try CairnLog(directory: directory, store: store, signer: key)
         } catch {
             directory.remove()
             throw error
@@ -92,7 +107,7 @@ public actor CairnLog {
         let directory = DataDirectory(path: path)
         guard directory.exists else { throw DataDirectoryError.missing(path: path) }
         let store = try LogStore.open(path: directory.databasePath, options: options)
-        return CairnLog(directory: directory, store: store, signer: try directory.loadKey())
+        return try CairnLog(directory: directory, store: store, signer: try directory.loadKey())
     }
 
     /// The genesis entry.
@@ -116,25 +131,25 @@ public actor CairnLog {
     /// Sets `bucket/key` to `value`; returns the signed entry (preceded by a merge if the DAG had diverged).
     @discardableResult
     public func put(_ bucket: String, _ key: String, _ value: [UInt8]) throws -> SignedEntry {
-        try store.append([.put(bucket: bucket, key: key, value: value)], signer: signer).last!
+        try writing { try store.append([.put(bucket: bucket, key: key, value: value)], signer: signer).last! }
     }
 
     /// Deletes `bucket/key` (writes a tombstone).
     @discardableResult
     public func delete(_ bucket: String, _ key: String) throws -> SignedEntry {
-        try store.append([.delete(bucket: bucket, key: key)], signer: signer).last!
+        try writing { try store.append([.delete(bucket: bucket, key: key)], signer: signer).last! }
     }
 
     /// Appends several writes in one transaction (much faster than one by one).
     @discardableResult
     public func write(_ writes: [LocalWrite]) throws -> [SignedEntry] {
-        try store.append(writes, signer: signer)
+        try writing { try store.append(writes, signer: signer) }
     }
 
     /// Grants `key` the right to write (this node must be an admin).
     @discardableResult
     public func addWriter(_ key: PublicKey, role: Role = .writer) throws -> SignedEntry {
-        try store.append([.other(.addWriter(WriterGrant(key: key, role: role)))], signer: signer).last!
+        try writing { try store.append([.other(.addWriter(WriterGrant(key: key, role: role)))], signer: signer).last! }
     }
 
     /// Revokes `key` for entries with HLC ≥ `from` (default: from now). Entries it signed
@@ -142,7 +157,7 @@ public actor CairnLog {
     @discardableResult
     public func revokeWriter(_ key: PublicKey, from: HLC? = nil) throws -> SignedEntry {
         let since = from ?? HLC(wallMilliseconds: store.nowMilliseconds, counter: 0)
-        return try store.append([.other(.revokeWriter(key: key, from: since))], signer: signer).last!
+        return try writing { try store.append([.other(.revokeWriter(key: key, from: since))], signer: signer).last! }
     }
 
     /// Erases the bytes of the current value of `bucket/key` (and of every version sharing
@@ -161,11 +176,11 @@ public actor CairnLog {
     public func purge(digest: Hash32) throws -> Bool { try store.purge(digest) }
 
     /// Inserts entries received from elsewhere (a peer, a bundle): verified, idempotent.
-    public func insert(_ entries: [RawEntry]) throws -> InsertReport { try store.insert(entries) }
+    public func insert(_ entries: [RawEntry]) throws -> InsertReport { try writing { try store.insert(entries) } }
 
     /// Re-checks quarantined entries now that time has passed.
     @discardableResult
-    public func recheckQuarantine() throws -> InsertReport { try store.recheckQuarantine() }
+    public func recheckQuarantine() throws -> InsertReport { try writing { try store.recheckQuarantine() } }
 
     // MARK: - Reading
 

@@ -47,7 +47,7 @@ enum ReconcileBenchmark {
                 try Session.run(client: client, server: server, frameLimit: options.frameLimit)
             }
             return ResultRow(scenario: scenario, backend: backend, sessions: sessions, setupSeconds: setup,
-                             peakRSSKiB: peakRSSKiB(), verified: sets.verify(sessions[0]))
+                             peakRSSKiB: Int(peakMemoryMiB() * 1024), verified: sets.verify(sessions[0]))
         case .sqlite:
             let start = Date()
             let databases = TemporaryDatabases(directory: options.databaseDirectory, sets: sets)
@@ -61,15 +61,10 @@ enum ReconcileBenchmark {
                 return try Session.run(client: client, server: server, frameLimit: options.frameLimit)
             }
             return ResultRow(scenario: scenario, backend: backend, sessions: sessions, setupSeconds: setup,
-                             peakRSSKiB: peakRSSKiB(), verified: sets.verify(sessions[0]))
+                             peakRSSKiB: Int(peakMemoryMiB() * 1024), verified: sets.verify(sessions[0]))
         }
     }
 
-    private static func peakRSSKiB() -> Int {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return usage.ru_maxrss
-    }
 }
 
 // MARK: - Options

@@ -43,13 +43,13 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
-/// The seed for a randomized test: `CAIRN_SEED` (ARCHITECTURE.md, "Testing") or, as the
-/// reconciliation tests spell it, `CAIRN_TEST_SEED` if set; otherwise fresh. Printed, so a
+/// The seed for a randomized test: `CAIRN_SEED` (ARCHITECTURE.md, "Testing") if set;
+/// otherwise fresh. Printed, so a
 /// failure can be replayed with `CAIRN_SEED=<seed> swift test --filter …`.
 func coreTestSeed(_ testName: String) -> UInt64 {
     let environment = ProcessInfo.processInfo.environment
     let seed: UInt64
-    if let text = environment["CAIRN_SEED"] ?? environment["CAIRN_TEST_SEED"], let fixed = UInt64(text) {
+    if let text = environment["CAIRN_SEED"], let fixed = UInt64(text) {
         seed = fixed
     } else {
         seed = UInt64.random(in: 0...UInt64.max)

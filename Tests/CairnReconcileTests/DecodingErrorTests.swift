@@ -99,7 +99,7 @@ import Testing
 
     @Test func randomBytesNeverCrashOrHang() throws {
         let seed = testSeed()
-        print("DecodingErrorTests.randomBytesNeverCrashOrHang seed=\(seed) (set CAIRN_TEST_SEED to replay)")
+        print("DecodingErrorTests.randomBytesNeverCrashOrHang seed=\(seed) (replay with CAIRN_SEED=\(seed))")
         var random = SplitMix64(state: seed)
         let storage = try Self.storage()
         for iteration in 0..<3000 {

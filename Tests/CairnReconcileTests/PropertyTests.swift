@@ -44,7 +44,7 @@ import Testing
 
     @Test func haveAndNeedAreTheSymmetricDifference() throws {
         let seed = testSeed()
-        print("PropertyTests.haveAndNeedAreTheSymmetricDifference seed=\(seed) (set CAIRN_TEST_SEED to replay)")
+        print("PropertyTests.haveAndNeedAreTheSymmetricDifference seed=\(seed) (replay with CAIRN_SEED=\(seed))")
         var random = SplitMix64(state: seed)
         for index in 0..<24 {
             let scenario = Self.makeScenario(&random, index: index)

@@ -63,9 +63,9 @@ struct SplitMix64 {
     mutating func next(below bound: UInt64) -> UInt64 { next() % bound }
 }
 
-/// The seed for randomized tests: `CAIRN_TEST_SEED` if set, otherwise fresh.
+/// The seed for randomized tests: `CAIRN_SEED` if set, otherwise fresh.
 func testSeed() -> UInt64 {
-    if let text = ProcessInfo.processInfo.environment["CAIRN_TEST_SEED"], let seed = UInt64(text) {
+    if let text = ProcessInfo.processInfo.environment["CAIRN_SEED"], let seed = UInt64(text) {
         return seed
     }
     return UInt64.random(in: 0...UInt64.max)

@@ -23,7 +23,7 @@ import Testing
 
     @Test func randomSetsGiveIdenticalTranscriptsOnBothBackends() throws {
         let seed = testSeed()
-        print("TranscriptEquivalenceTests.randomSetsGiveIdenticalTranscriptsOnBothBackends seed=\(seed) (set CAIRN_TEST_SEED to replay)")
+        print("TranscriptEquivalenceTests.randomSetsGiveIdenticalTranscriptsOnBothBackends seed=\(seed) (replay with CAIRN_SEED=\(seed))")
         var random = SplitMix64(state: seed)
         for index in 0..<10 {
             let scenario = PropertyTests.makeScenario(&random, index: index)

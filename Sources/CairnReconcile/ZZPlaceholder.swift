@@ -1,1 +1,0 @@
-// Placeholder so the main package builds before the module lands; removed at integration.
