@@ -120,13 +120,21 @@ public final class LogStore {
     /// local HLC is above all of them. Cheap: two indexed lookups.
     func refreshClock() throws {
         if let saved = try LogStore.metaInt(database, "clock") { clock.observe(HLC(rawValue: UInt64(saved))) }
-        let statement = try database.prepare(Schema.maxHLC)
-        if try statement.step(), !statement.isNull(0) { clock.observe(HLC(rawValue: UInt64(statement.int64(0)))) }
+        if let stored = try maxStoredHLC() { clock.observe(stored) }
     }
 
-    /// Persists the clock so a restart never issues a smaller HLC, even if the wall clock jumped back.
+    /// Persists the clock so a restart never issues a smaller HLC, even if the wall clock jumped
+    /// back. The entries themselves persist their HLCs, so `meta.clock` is written only when
+    /// the clock is ahead of every stored entry (it saves a page write per transaction).
     func saveClock() throws {
+        guard clock.last > (try maxStoredHLC() ?? .zero) else { return }
         try LogStore.putMeta(database, "clock", .int(Int64(clock.last.rawValue)))
+    }
+
+    private func maxStoredHLC() throws -> HLC? {
+        let statement = try database.prepare(Schema.maxHLC)
+        guard try statement.step(), !statement.isNull(0) else { return nil }
+        return HLC(rawValue: UInt64(statement.int64(0)))
     }
 
     /// The greatest HLC this store has issued or seen.
