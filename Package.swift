@@ -39,12 +39,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "CairnBench", dependencies: ["Cairn", "CairnReconcile", "CSodium", "CSQLite"]),
+        .executableTarget(name: "CairnBench", dependencies: ["Cairn", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite"]),
+        // Seeded randomness shared by the tests and the benchmark.
+        .target(name: "CairnTestSupport"),
 
-        .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"]),
+        .testTarget(name: "CairnCoreTests", dependencies: ["CairnTestSupport", "CairnCore"]),
         .testTarget(name: "CairnSQLiteTests", dependencies: ["CairnSQLite"]),
-        .testTarget(name: "CairnReconcileTests", dependencies: ["CairnReconcile", "CairnSQLite"]),
-        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnCore", "CairnSQLite"]),
+        .testTarget(name: "CairnReconcileTests", dependencies: ["CairnTestSupport", "CairnReconcile", "CairnSQLite"]),
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnTestSupport", "CairnStore", "CairnCore", "CairnSQLite"]),
         .testTarget(name: "CairnTests", dependencies: ["Cairn", "CairnReconcile", "CairnSQLite"]),
         .testTarget(name: "CairnCLITests", dependencies: ["Cairn", "CairnSQLite"]),
     ]

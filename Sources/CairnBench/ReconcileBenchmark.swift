@@ -1,3 +1,4 @@
+import CairnTestSupport
 import CSodium
 import CairnReconcile
 import CairnSQLite
@@ -175,7 +176,7 @@ private struct SetGenerator {
             for (order, position) in ((universe - count)..<universe).enumerated() { positions[position] = order % 2 == 0 }
             return positions
         }
-        var random = SplitMix(state: seed ^ 0xD1FF)
+        var random = SplitMix64(seed: seed ^ 0xD1FF)
         while positions.count < count {
             positions[Int(random.next() % UInt64(universe))] = positions.count % 2 == 0
         }
@@ -185,7 +186,7 @@ private struct SetGenerator {
     /// Calls `body(item, onClient, onServer)` for every universe record in time order.
     func forEachRecord(_ body: (Item, Bool, Bool) throws -> Void) rethrows {
         let differences = differencePositions
-        var random = SplitMix(state: seed)
+        var random = SplitMix64(seed: seed)
         // HLC-like: wall-clock milliseconds << 16 | a logical counter, a few records per ms.
         var milliseconds: UInt64 = 1_763_700_000_000
         var counter: UInt64 = 0
@@ -267,18 +268,6 @@ private struct SetGenerator {
     }
 }
 
-/// splitmix64: fast, seedable, good enough for test data.
-private struct SplitMix {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// The two database files of one cell: temporary, or named after the cell in `--db-dir`.
 private struct TemporaryDatabases {

@@ -1,3 +1,4 @@
+import CairnTestSupport
 import CairnCore
 import Foundation
 import Testing
@@ -24,39 +25,6 @@ func hash32(_ hex: String) -> Hash32 {
     return hash
 }
 
-/// splitmix64: a tiny deterministic PRNG, so every randomized test is reproducible from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) }
-    }
-}
-
-/// The seed for a randomized test: `CAIRN_SEED` (ARCHITECTURE.md, "Testing") if set;
-/// otherwise fresh. Printed, so a
-/// failure can be replayed with `CAIRN_SEED=<seed> swift test --filter …`.
-func coreTestSeed(_ testName: String) -> UInt64 {
-    let environment = ProcessInfo.processInfo.environment
-    let seed: UInt64
-    if let text = environment["CAIRN_SEED"], let fixed = UInt64(text) {
-        seed = fixed
-    } else {
-        seed = UInt64.random(in: 0...UInt64.max)
-    }
-    print("\(testName): seed \(seed) (replay with CAIRN_SEED=\(seed))")
-    return seed
-}
 
 /// Deterministic test keys: seed = 32 copies of `byte`.
 func testKey(_ byte: UInt8) -> SigningKey {

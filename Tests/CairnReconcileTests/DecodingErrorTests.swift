@@ -1,4 +1,5 @@
 import CairnReconcile
+import CairnTestSupport
 import Testing
 
 /// Every strict-decoding rule, for both roles, plus hostile input that must neither crash nor loop.
@@ -39,7 +40,7 @@ import Testing
     }()
 
     private static func storage() throws -> VectorStorage {
-        var random = SplitMix64(state: 99)
+        var random = SplitMix64(seed: 99)
         return try VectorStorage(items: (0..<300).map { _ in Item(timestamp: random.next(below: 50), id: random.nextID()) })
     }
 
@@ -85,7 +86,7 @@ import Testing
 
     @Test func hostileResponderHitsTheRoundLimit() throws {
         // A peer whose fingerprint never matches keeps the session alive forever without a bound.
-        var random = SplitMix64(state: 7)
+        var random = SplitMix64(seed: 7)
         let storage = try VectorStorage(items: (0..<1000).map { _ in Item(timestamp: random.next(), id: random.nextID()) })
         let initiator = try ReconcileInitiator(storage: storage, maxRounds: 10)
         _ = try initiator.initiate()
@@ -98,9 +99,8 @@ import Testing
     }
 
     @Test func randomBytesNeverCrashOrHang() throws {
-        let seed = testSeed()
-        print("DecodingErrorTests.randomBytesNeverCrashOrHang seed=\(seed) (replay with CAIRN_SEED=\(seed))")
-        var random = SplitMix64(state: seed)
+        let seed = randomizedTestSeed("DecodingErrorTests.randomBytesNeverCrashOrHang")
+        var random = SplitMix64(seed: seed)
         let storage = try Self.storage()
         for iteration in 0..<3000 {
             var message: [UInt8] = [iteration % 5 == 0 ? UInt8(0x60 + random.next(below: 16)) : 0x61]

@@ -1,4 +1,5 @@
 import CairnReconcile
+import CairnTestSupport
 import Testing
 
 /// Randomized sessions: the union of have and need must be exactly the symmetric difference.
@@ -43,9 +44,8 @@ import Testing
     }
 
     @Test func haveAndNeedAreTheSymmetricDifference() throws {
-        let seed = testSeed()
-        print("PropertyTests.haveAndNeedAreTheSymmetricDifference seed=\(seed) (replay with CAIRN_SEED=\(seed))")
-        var random = SplitMix64(state: seed)
+        let seed = randomizedTestSeed("PropertyTests.haveAndNeedAreTheSymmetricDifference")
+        var random = SplitMix64(seed: seed)
         for index in 0..<24 {
             let scenario = Self.makeScenario(&random, index: index)
             let transcript = try runSession(

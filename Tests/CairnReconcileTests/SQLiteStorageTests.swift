@@ -1,5 +1,6 @@
 import CairnReconcile
 import CairnSQLite
+import CairnTestSupport
 import Testing
 
 /// Checks every storage operation of `storage` against the in-memory reference `expected`.
@@ -35,9 +36,8 @@ func expectSameContents(_ storage: some ReconcileStorage, as expected: VectorSto
 
 @Suite struct SQLiteStorageTests {
     @Test func matchesInMemoryStorageAcrossIncrementalCatchUps() throws {
-        let seed = testSeed()
-        print("SQLiteStorageTests.matchesInMemoryStorageAcrossIncrementalCatchUps seed=\(seed)")
-        var random = SplitMix64(state: seed)
+        let seed = randomizedTestSeed("SQLiteStorageTests.matchesInMemoryStorageAcrossIncrementalCatchUps")
+        var random = SplitMix64(seed: seed)
         let scratch = try ScratchDatabase()
         let storage = try SQLiteStorage(database: scratch.database, configuration: smallBuckets())
         var all: [Item] = []
@@ -59,7 +59,7 @@ func expectSameContents(_ storage: some ReconcileStorage, as expected: VectorSto
     }
 
     @Test func reopeningLoadsAggregatesWithoutRescanning() throws {
-        var random = SplitMix64(state: 11)
+        var random = SplitMix64(seed: 11)
         let scratch = try ScratchDatabase()
         let items = randomItems(1500, spread: 100_000, random: &random)
         try scratch.insert(items)
@@ -76,7 +76,7 @@ func expectSameContents(_ storage: some ReconcileStorage, as expected: VectorSto
     }
 
     @Test func catchUpInsideAnOpenTransactionAndAfterRollback() throws {
-        var random = SplitMix64(state: 12)
+        var random = SplitMix64(seed: 12)
         let scratch = try ScratchDatabase()
         let storage = try SQLiteStorage(database: scratch.database, configuration: smallBuckets())
         let kept = randomItems(200, spread: 1000, random: &random)
@@ -103,7 +103,7 @@ func expectSameContents(_ storage: some ReconcileStorage, as expected: VectorSto
     }
 
     @Test func secondConnectionSeesOtherConnectionsCatchUps() throws {
-        var random = SplitMix64(state: 13)
+        var random = SplitMix64(seed: 13)
         let scratch = try ScratchDatabase(inMemory: false)
         let writer = try SQLiteStorage(database: scratch.database, configuration: smallBuckets())
         let reader = try SQLiteStorage(database: scratch.connect(), configuration: smallBuckets())
@@ -121,7 +121,7 @@ func expectSameContents(_ storage: some ReconcileStorage, as expected: VectorSto
     }
 
     @Test func snapshotIgnoresEntriesAppendedMidSession() throws {
-        var random = SplitMix64(state: 14)
+        var random = SplitMix64(seed: 14)
         let scratch = try ScratchDatabase()
         let items = randomItems(400, spread: 300, random: &random)
         try scratch.insert(items)
@@ -144,7 +144,7 @@ func expectSameContents(_ storage: some ReconcileStorage, as expected: VectorSto
     }
 
     @Test func detectsEntriesRemovedBehindItsBack() throws {
-        var random = SplitMix64(state: 15)
+        var random = SplitMix64(seed: 15)
         let scratch = try ScratchDatabase()
         try scratch.insert(randomItems(300, spread: 1000, random: &random))
         let storage = try SQLiteStorage(database: scratch.database, configuration: smallBuckets())
@@ -156,7 +156,7 @@ func expectSameContents(_ storage: some ReconcileStorage, as expected: VectorSto
     }
 
     @Test func rebuildsAggregatesOfAnotherFormat() throws {
-        var random = SplitMix64(state: 17)
+        var random = SplitMix64(seed: 17)
         let scratch = try ScratchDatabase()
         let items = randomItems(500, spread: 2000, random: &random)
         try scratch.insert(items)
@@ -180,7 +180,7 @@ func expectSameContents(_ storage: some ReconcileStorage, as expected: VectorSto
     }
 
     @Test func customTableAndColumnNames() throws {
-        var random = SplitMix64(state: 16)
+        var random = SplitMix64(seed: 16)
         let database = try Database(path: ":memory:")
         try database.execute("""
             CREATE TABLE log(n INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB NOT NULL UNIQUE, t INTEGER NOT NULL);

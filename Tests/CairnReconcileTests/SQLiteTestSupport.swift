@@ -1,3 +1,4 @@
+import CairnTestSupport
 import CairnReconcile
 import CairnSQLite
 import Foundation

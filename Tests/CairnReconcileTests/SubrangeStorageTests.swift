@@ -1,10 +1,11 @@
 import CairnReconcile
 import CairnSQLite
+import CairnTestSupport
 import Testing
 
 @Suite struct SubrangeStorageTests {
     @Test func viewMatchesFilteredItems() throws {
-        var random = SplitMix64(state: 21)
+        var random = SplitMix64(seed: 21)
         let items = randomItems(800, spread: 1000, random: &random)
         let base = try VectorStorage(items: items)
         let lower = try Bound(timestamp: 1_300, idPrefix: [0x80])
@@ -16,7 +17,7 @@ import Testing
     }
 
     @Test func reconcilesOnlyTheWindow() throws {
-        var random = SplitMix64(state: 22)
+        var random = SplitMix64(seed: 22)
         let common = randomItems(2000, spread: 10_000, random: &random)
         let clientOnly = randomItems(60, spread: 10_000, random: &random)
         let serverOnly = randomItems(60, spread: 10_000, random: &random)

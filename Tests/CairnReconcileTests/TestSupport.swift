@@ -1,3 +1,4 @@
+import CairnTestSupport
 import CairnReconcile
 import Foundation
 
@@ -39,18 +40,8 @@ struct FixtureItem: Decodable {
     var item: Item { Item(timestamp: timestamp, id: ItemID(hex: id)!) }
 }
 
-/// splitmix64, the generator the reference-transcript fixtures were made with (README.md).
-struct SplitMix64 {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// The reference-transcript fixtures were made with splitmix64 (README.md); these draw ids the same way.
+extension SplitMix64 {
     /// 32 bytes: four outputs, each little-endian.
     mutating func nextID() -> ItemID {
         var bytes: [UInt8] = []
@@ -63,13 +54,6 @@ struct SplitMix64 {
     mutating func next(below bound: UInt64) -> UInt64 { next() % bound }
 }
 
-/// The seed for randomized tests: `CAIRN_SEED` if set, otherwise fresh.
-func testSeed() -> UInt64 {
-    if let text = ProcessInfo.processInfo.environment["CAIRN_SEED"], let seed = UInt64(text) {
-        return seed
-    }
-    return UInt64.random(in: 0...UInt64.max)
-}
 
 /// What one whole session did.
 struct SessionTranscript {

@@ -1,5 +1,6 @@
 import CairnReconcile
 import CairnSQLite
+import CairnTestSupport
 import Testing
 
 /// The SQLite backend must produce the very same messages as the in-memory one (and so as the
@@ -22,9 +23,8 @@ import Testing
     }
 
     @Test func randomSetsGiveIdenticalTranscriptsOnBothBackends() throws {
-        let seed = testSeed()
-        print("TranscriptEquivalenceTests.randomSetsGiveIdenticalTranscriptsOnBothBackends seed=\(seed) (replay with CAIRN_SEED=\(seed))")
-        var random = SplitMix64(state: seed)
+        let seed = randomizedTestSeed("TranscriptEquivalenceTests.randomSetsGiveIdenticalTranscriptsOnBothBackends")
+        var random = SplitMix64(seed: seed)
         for index in 0..<10 {
             let scenario = PropertyTests.makeScenario(&random, index: index)
             let clientDB = try ScratchDatabase()

@@ -1,3 +1,4 @@
+import CairnTestSupport
 import CairnCore
 import CairnStore
 import Testing
@@ -53,7 +54,7 @@ import Testing
     }
 
     @Test func stateAndHeadsDoNotDependOnArrivalOrder() throws {
-        let seed = testSeed("stateAndHeadsDoNotDependOnArrivalOrder")
+        let seed = randomizedTestSeed("stateAndHeadsDoNotDependOnArrivalOrder")
         var rng = SplitMix64(seed: seed)
         let (log, hub, entries) = try randomDAG(seed: seed, steps: 120)
         defer { log.cleanup() }
@@ -76,7 +77,7 @@ import Testing
     }
 
     @Test func anyArrivalOrderConvergesThroughTheOrphanPool() throws {
-        let seed = testSeed("anyArrivalOrderConvergesThroughTheOrphanPool")
+        let seed = randomizedTestSeed("anyArrivalOrderConvergesThroughTheOrphanPool")
         var rng = SplitMix64(seed: seed)
         let (log, hub, entries) = try randomDAG(seed: seed, steps: 60)
         defer { log.cleanup() }

@@ -1,3 +1,4 @@
+import CairnTestSupport
 import CairnCore
 import CairnStore
 import Foundation
@@ -86,22 +87,3 @@ extension LogStore {
     }
 }
 
-/// A small deterministic PRNG (SplitMix64), so randomized tests print and replay their seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// The seed of a randomized test: `CAIRN_SEED` if set, else a fresh one. Printed either way.
-func testSeed(_ name: String) -> UInt64 {
-    let seed = ProcessInfo.processInfo.environment["CAIRN_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0...UInt64.max)
-    print("\(name): seed=\(seed) (replay with CAIRN_SEED=\(seed))")
-    return seed
-}
