@@ -43,6 +43,15 @@ public enum RejectReason: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether missing ancestors could not change the verdict (they could bring the grant that
+    /// an unknown author or a non-admin lacks; nothing un-revokes a key).
+    var isFinalWithoutAncestors: Bool {
+        switch self {
+        case .unknownAuthor, .notAdmin: false
+        default: true
+        }
+    }
+
     /// A short, stable label for metrics and JSON (`bad_signature`, `unknown_author`…).
     public var label: String {
         switch self {
@@ -178,9 +187,13 @@ extension LogStore {
     func process(_ entry: SignedEntry, value: [UInt8]?, now: UInt64, report: inout InsertReport) throws -> Outcome {
         if try isKnown(entry.id) { return .duplicate }
         if case .genesis = entry.payload { return .rejected(.foreignGenesis) }
-        if let reason = try authorizationProblem(entry) { return .rejected(reason) }
-        if let reason = valueProblem(entry, value) { return .rejected(reason) }
         let missing = try entry.parents.filter { try !exists(Schema.entryExists, $0) }
+        if let reason = try authorizationProblem(entry) {
+            // The grant that makes the author a writer (or an admin) may be among the missing
+            // ancestors: judge the author once they are here. A known revocation is final.
+            if missing.isEmpty || reason.isFinalWithoutAncestors { return .rejected(reason) }
+        }
+        if let reason = valueProblem(entry, value) { return .rejected(reason) }
         if !missing.isEmpty { return try keepOrphan(entry, value: value, waitingFor: missing, now: now) }
         for parent in entry.parents where try parentHLC(parent) >= entry.hlc {
             return .rejected(.hlcNotAboveParent(parent: parent))

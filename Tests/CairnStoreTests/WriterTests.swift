@@ -59,4 +59,20 @@ import Testing
         #expect(try b.verify().isClean)
         _ = revoke
     }
+
+    @Test func anEntryArrivingBeforeItsAuthorsGrantWaitsForIt() throws {
+        let (alice, bob) = (key(1), key(2))
+        let log = TestLog(admin: alice)
+        defer { log.cleanup() }
+        let a = try log.node("a"), b = try log.node("b")
+        try a.append([.other(.addWriter(WriterGrant(key: bob.publicKey, role: .writer)))], signer: alice)
+        _ = try a.put("b", "k", "by bob", by: bob)
+        let raw = try a.exportRaw()
+        #expect(try b.insert([raw[1]]).orphaned.count == 1, "bob is unknown here, but his grant may be an ancestor")
+        #expect(try b.insert([raw[0]]).applied.count == 2)
+        #expect(try b.stateSnapshot() == a.stateSnapshot())
+        // With every parent present, an unknown author is refused outright.
+        let stranger = LogStore.sign(.delete(bucket: "b", key: "k"), by: key(7), hlc: HLC(rawValue: try b.lastHLC.rawValue + 1), parents: try b.heads().map(\.id))
+        #expect(try b.insert([RawEntry(stranger)]).rejected.first?.reason == .unknownAuthor(key(7).publicKey))
+    }
 }
