@@ -26,6 +26,7 @@ let package = Package(
         .target(name: "CairnCore", dependencies: ["CSodium", "CBlake2"]),
         .target(name: "CairnSQLite", dependencies: ["CSQLite"]),
         .target(name: "CairnReconcile", dependencies: ["CairnSQLite", "CSodium"]),
+        .target(name: "CairnNoise", dependencies: ["CSodium", "CBlake2"]),
         .target(name: "CairnStore", dependencies: [
             "CairnCore", "CairnSQLite",
             .product(name: "Logging", package: "swift-log"),
@@ -47,6 +48,7 @@ let package = Package(
         .testTarget(name: "CairnSQLiteTests", dependencies: ["CairnSQLite"]),
         .testTarget(name: "CairnReconcileTests", dependencies: ["CairnTestSupport", "CairnReconcile", "CairnSQLite"]),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnTestSupport", "CairnStore", "CairnCore", "CairnSQLite"]),
+        .testTarget(name: "CairnNoiseTests", dependencies: ["CairnNoise"]),
         .testTarget(name: "CairnTests", dependencies: ["Cairn", "CairnReconcile", "CairnSQLite"]),
         .testTarget(name: "CairnCLITests", dependencies: ["Cairn", "CairnSQLite"]),
     ]
