@@ -34,13 +34,7 @@ struct BucketCheckpoints {
 
     /// The window holding `key`: the last checkpoint whose key is ≤ `key`.
     func window(containing key: Item) -> Int {
-        var low = 0
-        var high = keys.count
-        while high - low > 1 {
-            let middle = (low + high) / 2
-            if key < keys[middle] { high = middle } else { low = middle }
-        }
-        return low
+        keys.lastIndex(notAbove: key)
     }
 
     // MARK: Serialization: per checkpoint after the first, u64le timestamp ‖ id ‖ 32-byte sum.
@@ -83,14 +77,6 @@ struct LoadedWindow {
 
     init(items: [Item]) {
         self.items = items
-        var sums: [IDSum] = []
-        sums.reserveCapacity(items.count + 1)
-        var running = IDSum.zero
-        sums.append(running)
-        for item in items {
-            running.add(item.id)
-            sums.append(running)
-        }
-        self.sums = sums
+        self.sums = IDSum.prefixSums(of: items)
     }
 }

@@ -57,13 +57,7 @@ struct BucketIndex {
     /// total` the last bucket.
     func bucket(containingIndex index: Int) -> Int {
         // Last bucket whose first index is ≤ index: empty buckets are skipped naturally.
-        var low = 0
-        var high = buckets.count
-        while high - low > 1 {
-            let middle = (low + high) / 2
-            if index < countPrefix[middle] { high = middle } else { low = middle }
-        }
-        return low
+        countPrefix[..<buckets.count].lastIndex(notAbove: index)
     }
 
     /// Folds one new item into its bucket; prefixes are stale until ``recomputePrefixes()``.

@@ -91,3 +91,19 @@ public struct IDSum: Hashable, Sendable {
         return (result, (overflow1 || overflow2) ? 1 : 0)
     }
 }
+
+extension IDSum {
+    /// `result[i]` is the sum of the first `i` items' ids (so `result[0]` is zero and the sum of
+    /// `items[a..<b]` is `result[b] − result[a]`).
+    static func prefixSums(of items: [Item]) -> [IDSum] {
+        var sums: [IDSum] = []
+        sums.reserveCapacity(items.count + 1)
+        var running = IDSum.zero
+        sums.append(running)
+        for item in items {
+            running.add(item.id)
+            sums.append(running)
+        }
+        return sums
+    }
+}

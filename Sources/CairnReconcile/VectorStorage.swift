@@ -16,7 +16,7 @@ public final class VectorStorage: ReconcileStorage {
         let sorted = items.sorted()
         try Self.validate(sorted)
         self.items = sorted
-        self.prefixSums = Self.prefixSums(of: sorted)
+        self.prefixSums = IDSum.prefixSums(of: sorted)
     }
 
     public var count: Int { items.count }
@@ -57,15 +57,4 @@ public final class VectorStorage: ReconcileStorage {
         }
     }
 
-    private static func prefixSums(of sorted: [Item]) -> [IDSum] {
-        var sums: [IDSum] = []
-        sums.reserveCapacity(sorted.count + 1)
-        var running = IDSum.zero
-        sums.append(running)
-        for item in sorted {
-            running.add(item.id)
-            sums.append(running)
-        }
-        return sums
-    }
 }
