@@ -187,7 +187,9 @@ extension LogStore {
     func process(_ entry: SignedEntry, value: [UInt8]?, now: UInt64, report: inout InsertReport) throws -> Outcome {
         if try isKnown(entry.id) { return .duplicate }
         if case .genesis = entry.payload { return .rejected(.foreignGenesis) }
-        let missing = try entry.parents.filter { try !exists(Schema.entryExists, $0) }
+        // One lookup per parent answers both "is it here?" and "is our HLC above it?".
+        let parentHLCs = try entry.parents.map { try storedHLC(of: $0) }
+        let missing = zip(entry.parents, parentHLCs).compactMap { $1 == nil ? $0 : nil }
         if let reason = try authorizationProblem(entry) {
             // The grant that makes the author a writer (or an admin) may be among the missing
             // ancestors: judge the author once they are here. A known revocation is final.
@@ -195,7 +197,7 @@ extension LogStore {
         }
         if let reason = valueProblem(entry, value) { return .rejected(reason) }
         if !missing.isEmpty { return try keepOrphan(entry, value: value, waitingFor: missing, now: now) }
-        for parent in entry.parents where try parentHLC(parent) >= entry.hlc {
+        for (parent, hlc) in zip(entry.parents, parentHLCs) where hlc! >= entry.hlc {
             return .rejected(.hlcNotAboveParent(parent: parent))
         }
         if entry.hlc.wallMilliseconds > now + options.maxFutureSkewMilliseconds {
@@ -217,10 +219,10 @@ extension LogStore {
         try database.prepare(sql).bind(.blob(id.bytes)).step()
     }
 
-    private func parentHLC(_ id: Hash32) throws -> HLC {
+    /// The HLC of an applied entry, or `nil` if it is not applied here.
+    func storedHLC(of id: Hash32) throws -> HLC? {
         let statement = try database.prepare(Schema.entryHLC).bind(.blob(id.bytes))
-        guard try statement.step() else { throw StoreError.notFound(id.hex) }
-        return HLC(rawValue: UInt64(statement.int64(0)))
+        return try statement.step() ? HLC(rawValue: UInt64(statement.int64(0))) : nil
     }
 
     private func valueProblem(_ entry: SignedEntry, _ value: [UInt8]?) -> RejectReason? {

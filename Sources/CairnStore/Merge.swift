@@ -35,7 +35,8 @@ extension LogStore {
                 let after = (before ?? 0) | mask
                 reach[parent] = after
                 if before == nil {
-                    queue.push((try parentHLCValue(parent), parent))
+                    guard let hlc = try storedHLC(of: parent) else { throw StoreError.notFound(parent.hex) }
+                    queue.push((hlc, parent))
                     if after != all { partial += 1 }
                 } else if before != all && after == all {
                     partial -= 1
@@ -60,11 +61,6 @@ extension LogStore {
         }
     }
 
-    private func parentHLCValue(_ id: Hash32) throws -> HLC {
-        let statement = try database.prepare(Schema.entryHLC).bind(.blob(id.bytes))
-        guard try statement.step() else { throw StoreError.notFound(id.hex) }
-        return HLC(rawValue: UInt64(statement.int64(0)))
-    }
 }
 
 /// A binary max-heap of `(hlc, id)`, popping the greatest HLC first.
