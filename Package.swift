@@ -5,11 +5,13 @@ import PackageDescription
 //   CairnCore (entry format, crypto, clock) ← CairnStore (SQLite log) ← Cairn (library facade) ← cairn (CLI)
 //   CairnSQLite (thin SQLite C API wrapper) ← CairnStore, CairnReconcile
 //   CairnReconcile (Negentropy V1 set reconciliation) stands alone: no Cairn types, no networking.
+//   CairnNoise (Noise XXpsk3 handshake and transport) stands alone: bytes in, bytes out.
+//   CairnSync (the sync node: SwiftNIO sessions over CairnNoise, delta fetch, push, RBSR) ← cairn serve
 let package = Package(
     name: "cairn",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Cairn", targets: ["Cairn"]),
+        .library(name: "Cairn", targets: ["Cairn", "CairnSync"]),
         .library(name: "CairnReconcile", targets: ["CairnReconcile"]),
         .executable(name: "cairn", targets: ["CairnCLI"]),
         .executable(name: "cairn-bench", targets: ["CairnBench"]),
@@ -17,6 +19,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -35,12 +40,22 @@ let package = Package(
             "CairnCore", "CairnStore", "CairnReconcile",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "CairnSync", dependencies: [
+            "Cairn", "CairnNoise", "CairnReconcile",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .executableTarget(name: "CairnCLI", dependencies: [
-            "Cairn",
+            "Cairn", "CairnSync",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "CairnBench", dependencies: ["Cairn", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite"]),
+        .executableTarget(name: "CairnBench", dependencies: ["Cairn", "CairnSync", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite"]),
         // Seeded randomness shared by the tests and the benchmark.
         .target(name: "CairnTestSupport"),
 
@@ -50,6 +65,7 @@ let package = Package(
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnTestSupport", "CairnStore", "CairnCore", "CairnSQLite"]),
         .testTarget(name: "CairnNoiseTests", dependencies: ["CairnNoise"]),
         .testTarget(name: "CairnTests", dependencies: ["Cairn", "CairnReconcile", "CairnSQLite"]),
+        .testTarget(name: "CairnSyncTests", dependencies: ["CairnTestSupport", "CairnSync", "Cairn", "CairnNoise"]),
         .testTarget(name: "CairnCLITests", dependencies: ["Cairn", "CairnSQLite"]),
     ]
 )
