@@ -26,6 +26,8 @@ public actor CairnLog {
     /// The `(hlc, id)` set-reconciliation index over the entries table, kept current with
     /// every write (its range fingerprints are cached in the same file).
     let reconcileIndex: SQLiteStorage
+    /// Set-reconciliation sessions in progress with peers (see CairnLog+Sync.swift).
+    var reconcileSessions = ReconcileSessions()
 
     private init(directory: DataDirectory, store: LogStore, signer: SigningKey) throws {
         self.directory = directory

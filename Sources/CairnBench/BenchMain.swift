@@ -10,6 +10,7 @@ import Foundation
 ///     swift run -c release cairn-bench --entries 20000  # smaller/faster
 ///     swift run -c release cairn-bench import-memory --entries 1000000
 ///     swift run -c release cairn-bench reconcile [--items N]
+///     swift run -c release cairn-bench sync [--entries N] [--pushes N] [--items N] [--diffs N]
 @main
 struct BenchMain {
     static func main() async throws {
@@ -22,8 +23,9 @@ struct BenchMain {
         case "import-memory": try await CoreBenchmark(entries: entries).importMemory()
         case "generate-bundle": try await CoreBenchmark(entries: entries).generateBundle(at: arguments.last!)
         case "reconcile": try ReconcileBenchmark.run(arguments: arguments)
+        case "sync": try await SyncBenchmark(arguments: arguments).run()
         default:
-            print("usage: cairn-bench [core|import-memory|reconcile] [--entries N] [--items N]")
+            print("usage: cairn-bench [core|import-memory|reconcile|sync] [--entries N] [--items N]")
             exit(2)
         }
     }

@@ -27,7 +27,7 @@ struct Cairn: AsyncParsableCommand {
             InitCommand.self, PutCommand.self, DeleteCommand.self, GetCommand.self, LsCommand.self,
             LogCommand.self, ShowCommand.self, HistoryCommand.self, VerifyCommand.self,
             WritersCommand.self, ExportCommand.self, ImportCommand.self, PurgeCommand.self,
-            StatusCommand.self, TailCommand.self,
+            StatusCommand.self, TailCommand.self, ServeCommand.self,
         ]
     )
 
@@ -40,7 +40,7 @@ struct Cairn: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try await asyncParseAsRoot(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
-            bootstrapLogging(verbose: (command as? any CairnCommand)?.global.verbose ?? false)
+            bootstrapLogging(verbose: (command as? any CairnCommand)?.global.verbose ?? false, daemon: command is ServeCommand)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -53,11 +53,12 @@ struct Cairn: AsyncParsableCommand {
         }
     }
 
-    /// swift-log to stderr: warnings and errors by default, everything with `--verbose`.
-    static func bootstrapLogging(verbose: Bool) {
+    /// swift-log to stderr: warnings and errors by default (info for the daemon), everything
+    /// with `--verbose`.
+    static func bootstrapLogging(verbose: Bool, daemon: Bool) {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = verbose ? .debug : .warning
+            handler.logLevel = verbose ? .debug : daemon ? .info : .warning
             return handler
         }
     }

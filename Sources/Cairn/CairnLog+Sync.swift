@@ -1,0 +1,78 @@
+import CairnReconcile
+
+// What the sync service (CairnSync) needs from a log, beyond the public API: raw entries to
+// send, delta plans, and Negentropy sessions over the log's `(hlc, id)` index. These run on
+// the actor, so they see the same connection and index as every write.
+
+/// Negentropy sessions in progress, by a key the sync layer chooses (connection and session).
+struct ReconcileSessions {
+    var initiators: [String: ReconcileInitiator<SQLiteStorage>] = [:]
+    var responders: [String: ReconcileResponder<SQLiteStorage>] = [:]
+}
+
+extension CairnLog {
+    /// This node's signing key (the Noise static key derives from it).
+    package nonisolated var signingKey: SigningKey { signer }
+
+    /// The highest ingest sequence number: anything above a remembered value is new.
+    package func lastSeq() throws -> Int64 { try store.lastSeq() }
+
+    /// Ids that orphans here are waiting for.
+    package func missingParents(limit: Int = 1000) throws -> [Hash32] { try store.missingParents(limit: limit) }
+
+    /// What a peer lacks; see ``LogStore/delta(wants:haves:limit:)``.
+    package func delta(wants: [Hash32], haves: [Hash32], limit: Int) throws -> DeltaPlan {
+        try store.delta(wants: wants, haves: haves, limit: limit)
+    }
+
+    package func haveSample(limit: Int = 32) throws -> [Hash32] { try store.haveSample(limit: limit) }
+
+    package func appliedIDs(among ids: [Hash32]) throws -> Set<Hash32> { try store.appliedIDs(among: ids) }
+
+    package func rawEntries(_ ids: [Hash32]) throws -> [RawEntry] { try store.rawEntries(ids) }
+
+    package func rawEntries(afterSeq seq: Int64, limit: Int) throws -> (entries: [RawEntry], lastSeq: Int64) {
+        try store.rawEntries(afterSeq: seq, limit: limit)
+    }
+
+    // MARK: - Negentropy sessions
+
+    /// Starts a session as initiator and returns its first message.
+    package func reconcileInitiate(_ key: String, frameSizeLimit: Int, maxRounds: Int) throws -> [UInt8] {
+        let initiator = try ReconcileInitiator(storage: reconcileIndex, frameSizeLimit: frameSizeLimit, maxRounds: maxRounds)
+        let message = try initiator.initiate()
+        reconcileSessions.initiators[key] = initiator
+        return message
+    }
+
+    /// Feeds the responder's reply to a session this node initiated; `next` is `nil` when done
+    /// (and the session is forgotten).
+    package func reconcileContinue(_ key: String, reply: [UInt8]) throws -> (next: [UInt8]?, have: [Hash32], need: [Hash32]) {
+        guard let initiator = reconcileSessions.initiators[key] else { throw ReconcileError.notInitiated }
+        do {
+            let result = try initiator.reconcile(reply)
+            if result.next == nil { reconcileSessions.initiators[key] = nil }
+            return (result.next, result.have.map(\.hash), result.need.map(\.hash))
+        } catch {
+            reconcileSessions.initiators[key] = nil
+            throw error
+        }
+    }
+
+    /// Answers a peer's Negentropy message, creating the responder on its first message.
+    package func reconcileRespond(_ key: String, message: [UInt8], maxRounds: Int) throws -> [UInt8] {
+        let responder = try reconcileSessions.responders[key] ?? ReconcileResponder(storage: reconcileIndex, maxRounds: maxRounds)
+        reconcileSessions.responders[key] = responder
+        return try responder.reconcile(message)
+    }
+
+    /// Forgets every session whose key starts with `prefix` (a closed connection's).
+    package func reconcileEnd(prefix: String) {
+        reconcileSessions.initiators = reconcileSessions.initiators.filter { !$0.key.hasPrefix(prefix) }
+        reconcileSessions.responders = reconcileSessions.responders.filter { !$0.key.hasPrefix(prefix) }
+    }
+}
+
+extension ItemID {
+    var hash: Hash32 { Hash32(bytes: bytes)! }
+}

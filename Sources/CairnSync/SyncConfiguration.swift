@@ -1,0 +1,87 @@
+import Cairn
+
+/// How a ``SyncNode`` listens, whom it dials, and its timings and limits.
+///
+/// The defaults suit a small cluster on a LAN; tests shorten the timings.
+public struct SyncConfiguration: Sendable {
+    /// Where to accept peers (`host:port`; port 0 picks a free one), or `nil` to only dial.
+    public var listen: String?
+    /// Where to serve Prometheus metrics (`host:port`), or `nil` for none.
+    public var metricsListen: String?
+    /// Peers to dial besides those in the log's peer list (`cairn peers add`).
+    public var peers: [PeerAddress] = []
+    /// Pause between anti-entropy (RBSR) rounds with each peer; each pause is jittered ±20%.
+    public var reconcileInterval: Duration = .seconds(30)
+    /// A peer silent this long (no frame, not even a ping) is dropped; also bounds the handshake.
+    public var idleTimeout: Duration = .seconds(30)
+    /// How often the node checks its database for entries written by anyone (this process, the
+    /// CLI, an embedding app) to push.
+    public var pushPollInterval: Duration = .milliseconds(10)
+    /// First and largest pause before redialing a peer (doubling, with ±50% jitter).
+    public var reconnectBackoff: (first: Duration, max: Duration) = (.milliseconds(200), .seconds(30))
+    /// How long the node must see no sync traffic before it writes a merge entry for its heads.
+    public var mergeSettle: Duration = .milliseconds(300)
+    /// Entries per batch, and the batches a sender may have unacknowledged.
+    public var batchEntries = 512
+    public var batchBytes = 1 << 20
+    public var window = 4
+    /// Largest delta the fast path computes before handing over to RBSR.
+    public var deltaLimit = 100_000
+    /// Largest message accepted from a peer.
+    public var maxMessageBytes = 32 << 20
+    /// Negentropy frame size limit (initiator messages) and round budget per session.
+    public var reconcileFrameLimit = 500_000
+    public var reconcileMaxRounds = 64
+    /// Whether to offer the fast path (delta fetch and live push). Off, sessions rely on
+    /// anti-entropy alone — what a peer that only speaks RBSR gets (used by the benchmark).
+    public var fastPath = true
+    /// Bytes a slow peer may have queued before its live pushes are dropped (RBSR repairs).
+    public var maxQueuedBytes = 16 << 20
+
+    public init(listen: String? = nil, peers: [PeerAddress] = []) {
+        self.listen = listen
+        self.peers = peers
+    }
+}
+
+/// A `host:port` pair (IPv6 hosts in brackets: `[::1]:7401`).
+struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    let host: String
+    let port: Int
+
+    init(parsing text: String) throws(SyncConfigurationError) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { throw .badAddress(text) }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw .badAddress(text) }
+        self.host = host
+        self.port = port
+    }
+
+    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// A configuration value the node cannot use.
+public enum SyncConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    case badAddress(String)
+
+    public var description: String {
+        switch self {
+        case .badAddress(let text): "'\(text)' is not HOST:PORT"
+        }
+    }
+}
+
+extension Duration {
+    /// This duration scaled by a random factor in `1 ± spread`.
+    func jittered(_ spread: Double) -> Duration {
+        self * Double.random(in: (1 - spread)...(1 + spread))
+    }
+
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,141 @@
+import Cairn
+import Foundation
+import Testing
+
+/// `cairn serve` as a user runs it: separate processes, real ports, signals.
+@Suite("cairn serve", .serialized)
+struct ServeTests {
+    /// A running `cairn serve`; killed when dropped.
+    final class Daemon {
+        let process = Process()
+        let address: String
+        private let stderrURL: URL
+
+        init(_ node: Node, arguments: [String] = []) throws {
+            stderrURL = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-serve-\(UUID().uuidString).err")
+            _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+            let output = Pipe()
+            process.executableURL = URL(fileURLWithPath: CLI.binary)
+            process.arguments = ["--data-dir", node.dataDir, "serve", "--listen", "127.0.0.1:0", "--reconcile-interval", "1"] + arguments
+            process.standardOutput = output
+            process.standardError = try FileHandle(forWritingTo: stderrURL)
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            // The first stdout line: `listening HOST:PORT node KEY`.
+            var line = Data()
+            while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+            let words = String(decoding: line, as: UTF8.self).split(separator: " ")
+            guard words.count == 4, words[0] == "listening" else {
+                throw CLIError("cairn serve did not start: \(String(decoding: line, as: UTF8.self)) \(stderr)")
+            }
+            address = String(words[1])
+        }
+
+        var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+        func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+        /// Waits for the process to exit (at most `seconds`); its status, or nil if it did not.
+        func waitForExit(seconds: Double = 20) async throws -> Int32? {
+            let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+            while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            return process.isRunning ? nil : process.terminationStatus
+        }
+
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            try? FileManager.default.removeItem(at: stderrURL)
+        }
+    }
+
+    struct CLIError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// Polls `condition` every 100 ms for at most `seconds`.
+    func eventually(_ seconds: Double, _ what: String, _ condition: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if try condition() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("timed out waiting for: \(what)")
+        throw CLIError("timed out: \(what)")
+    }
+
+    /// README's three-node walk-through: init, invite, join, serve; a write on each node (by the
+    /// CLI, a separate process, while the daemons run) reaches every node.
+    @Test func threeNodeClusterAgrees() async throws {
+        let sandbox = try Sandbox()
+        let a = try sandbox.initLog("a", logName: "demo")
+        let daemonA = try Daemon(a)
+        let b = Node(dataDir: sandbox.path("b")), c = Node(dataDir: sandbox.path("c"))
+        for node in [b, c] {
+            let token = try a.ok("invite", "--address", daemonA.address).trimmingCharacters(in: .whitespacesAndNewlines)
+            let joined = try CLI.run(["--data-dir", node.dataDir, "join", token])
+            #expect(joined.status == 0, "\(joined)")
+        }
+        let daemons = [daemonA, try Daemon(b), try Daemon(c)]
+        try a.ok("put", "app/from-a", "1")
+        try b.ok("put", "app/from-b", "2")
+        try c.ok("put", "app/from-c", "3")
+        let nodes = [a, b, c]
+        try await eventually(60, "every write on every node, one head") {
+            try nodes.allSatisfy { node in
+                let listing = try node.ok("ls", "app")
+                let heads = try node.statusJSON()["heads"] as? [Any]
+                return ["from-a", "from-b", "from-c"].allSatisfy(listing.contains) && heads?.count == 1
+            }
+        }
+        let heads = try nodes.map { try $0.ok("log", "--limit", "1", "--json") }
+        #expect(Set(heads).count == 1, "one shared head: \(heads)")
+        for daemon in daemons { daemon.signal(SIGTERM) }
+        for daemon in daemons { #expect(try await daemon.waitForExit() == 0, "\(daemon.stderr)") }
+    }
+
+    @Test func sigtermStopsTheDaemonCleanly() async throws {
+        let sandbox = try Sandbox()
+        let daemon = try Daemon(try sandbox.initLog())
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+        #expect(daemon.stderr.contains("stopped"), "\(daemon.stderr)")
+    }
+
+    /// A node killed with SIGKILL while it catches up keeps every entry it had committed, opens
+    /// and verifies cleanly, and converges after a restart.
+    @Test func nodeKilledMidSyncLosesNothingAndConverges() async throws {
+        let sandbox = try Sandbox()
+        let a = try sandbox.initLog("a")
+        do {
+            let log = try CairnLog.open(at: a.dataDir)
+            for batch in 0..<30 {
+                _ = try await log.write((0..<1000).map { .put(bucket: "bulk", key: "k\(batch)-\($0)", value: Array("v\($0)".utf8)) })
+            }
+        }
+        let total = try a.entryCount()
+        let daemonA = try Daemon(a)
+        let b = Node(dataDir: sandbox.path("b"))
+        let token = try a.ok("invite", "--address", daemonA.address, "--read-only").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try CLI.run(["--data-dir", b.dataDir, "join", token]).status == 0)
+
+        var daemonB: Daemon? = try Daemon(b)
+        var seenBeforeKill = 0
+        try await eventually(60, "b is partway through the catch-up") {
+            seenBeforeKill = try b.entryCount()
+            return seenBeforeKill > 1000
+        }
+        daemonB!.signal(SIGKILL)
+        _ = try await daemonB!.waitForExit()
+        daemonB = nil
+        let afterKill = try b.entryCount()
+        #expect(afterKill >= seenBeforeKill, "committed entries survive SIGKILL (\(afterKill) < \(seenBeforeKill))")
+        let verify = try b.run("verify")
+        #expect(verify.status == 0, "\(verify)")
+
+        daemonB = try Daemon(b)
+        try await eventually(120, "b converges after the restart") { try b.entryCount() >= total }
+        #expect(try b.run("verify").status == 0)
+        #expect(try b.ok("get", "bulk/k29-999") == "v999")
+    }
+}

@@ -1,0 +1,156 @@
+import Cairn
+import Foundation
+import Logging
+import Testing
+
+@testable import CairnSync
+
+/// Timings short enough for tests; every wait in the tests is a deadline on a condition, never
+/// a fixed sleep that assumes how fast the machine is.
+func testConfiguration() -> SyncConfiguration {
+    var configuration = SyncConfiguration(listen: "127.0.0.1:0")
+    configuration.reconcileInterval = .seconds(1)
+    configuration.idleTimeout = .seconds(3)
+    configuration.pushPollInterval = .milliseconds(5)
+    configuration.mergeSettle = .milliseconds(100)
+    configuration.reconnectBackoff = (.milliseconds(50), .milliseconds(500))
+    return configuration
+}
+
+func temporaryDirectory(_ name: String) -> String {
+    NSTemporaryDirectory() + "cairn-sync-\(name)-\(UUID().uuidString.prefix(8))"
+}
+
+/// A node under test: its log, its running sync node, and where it lives.
+final class TestNode: @unchecked Sendable {
+    let path: String
+    private(set) var log: CairnLog
+    private(set) var node: SyncNode
+    private var task: Task<Void, any Error>?
+    let configuration: SyncConfiguration
+
+    init(log: CairnLog, path: String, configuration: SyncConfiguration) throws {
+        self.path = path
+        self.log = log
+        self.configuration = configuration
+        self.node = try SyncNode(log: log, configuration: configuration, logger: Logger(label: "test.\(path.suffix(8))"))
+    }
+
+    var port: Int { get async { await node.listeningPort() } }
+    var address: String { get async { "127.0.0.1:\(await port)" } }
+
+    func start() {
+        let node = node
+        task = Task { try await node.run() }
+    }
+
+    /// Stops the sync node and waits until it has wound down.
+    func stop() async {
+        task?.cancel()
+        _ = await task?.result
+        task = nil
+    }
+
+    /// Reopens the log from disk and starts a fresh sync node on it (a restart).
+    func restart() async throws {
+        await stop()
+        log = try CairnLog.open(at: path)
+        node = try SyncNode(log: log, configuration: configuration, logger: Logger(label: "test.\(path.suffix(8))"))
+        start()
+    }
+
+    func dial(_ other: TestNode) async throws {
+        try await log.addPeer(PeerAddress(address: await other.address))
+    }
+
+    /// The heads, the number of entries and the state, for comparing nodes.
+    func snapshot() async throws -> NodeSnapshot {
+        var state: [String] = []
+        for (bucket, _) in try await log.buckets() {
+            for key in try await log.list(bucket, limit: 1_000_000) {
+                state.append("\(bucket)/\(key.key)=\(key.entryID.hex)")
+            }
+        }
+        return NodeSnapshot(heads: try await log.heads().map(\.id), entries: try await log.counts().entries, state: state)
+    }
+
+    deinit { task?.cancel() }
+}
+
+struct NodeSnapshot: Equatable, CustomStringConvertible {
+    var heads: [Hash32]
+    var entries: Int
+    var state: [String]
+
+    var description: String { "\(entries) entries, heads \(heads.map { $0.shortHex() }), \(state.count) keys" }
+}
+
+/// A log and `count - 1` more nodes joined by invite (granted as writers), none started.
+func makeCluster(_ name: String, count: Int, configuration: SyncConfiguration = testConfiguration()) async throws -> [TestNode] {
+    let first = temporaryDirectory("\(name)0")
+    let origin = try CairnLog.create(at: first, name: name)
+    var nodes = [try TestNode(log: origin, path: first, configuration: configuration)]
+    for index in 1..<count {
+        let path = temporaryDirectory("\(name)\(index)")
+        let invite = try await origin.invite(address: nil, role: .writer)
+        nodes.append(try TestNode(log: try CairnLog.join(at: path, invite: invite), path: path, configuration: configuration))
+    }
+    return nodes
+}
+
+/// Connects every node to every other (each dials those before it, so a restarted node, which
+/// gets a new port, redials the others itself) and starts them.
+func connectFullMesh(_ nodes: [TestNode]) async throws {
+    for node in nodes { node.start() }
+    for (i, node) in nodes.enumerated() {
+        for other in nodes[..<i] { try await node.dial(other) }
+    }
+}
+
+/// Waits until `condition` holds, checking every 50 ms, for at most `seconds`.
+func eventually(_ seconds: Double = 60, _ what: String, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("timed out after \(seconds) s waiting for: \(what)")
+    throw CancellationError()
+}
+
+/// Waits until every node holds one and the same head, the same entries and the same state.
+func awaitConvergence(_ nodes: [TestNode], seconds: Double = 60) async throws -> NodeSnapshot {
+    var last: [NodeSnapshot] = []
+    do {
+        try await eventually(seconds, "convergence") {
+            last = []
+            for node in nodes { last.append(try await node.snapshot()) }
+            return last[0].heads.count == 1 && last.allSatisfy { $0 == last[0] }
+        }
+    } catch {
+        Issue.record("nodes did not converge: \(last)")
+        throw error
+    }
+    return last[0]
+}
+
+/// A metric's value from the Prometheus text (0 when absent), e.g.
+/// `metric(node, "cairn_entries_rejected_total{reason=\"bad_signature\"}")`.
+func metric(_ node: SyncNode, _ series: String) -> Double {
+    for line in node.metrics.text().split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1)) ?? 0
+    }
+    return 0
+}
+
+/// Counts the merge entries in a log.
+func mergeCount(_ log: CairnLog) async throws -> Int {
+    try await log.log(LogFilter()).filter { if case .merge = $0.entry.payload { true } else { false } }.count
+}
+
+func removeAll(_ nodes: [TestNode]) async {
+    for node in nodes {
+        await node.stop()
+        try? FileManager.default.removeItem(atPath: node.path)
+    }
+}
