@@ -50,8 +50,9 @@ public actor CairnLog {
 
     // MARK: - Opening
 
-    /// Creates a new log in `path` (created if needed): a node key (mode 0600) and a genesis
-    /// entry naming the log, with this node as its first admin plus `writers`.
+    /// Creates a new log in `path` (created if needed): a node key and a random network secret
+    /// (both mode 0600), and a genesis entry naming the log, with this node as its first admin
+    /// plus `writers`.
     public static func create(
         at path: String, name: String, writers: [WriterGrant] = [], options: StoreOptions = StoreOptions()
     ) throws -> CairnLog {
@@ -59,6 +60,7 @@ public actor CairnLog {
         guard !directory.exists else { throw DataDirectoryError.alreadyInitialized(path: path) }
         try directory.createDirectory()
         let key = try directory.loadOrCreateKey()
+        try directory.writeNetworkSecret(secureRandomBytes(DataDirectory.networkSecretByteCount))
         var grants = [key.publicKey: Role.admin]
         for grant in writers where grant.key != key.publicKey { grants[grant.key] = grant.role }
         var clock = HybridClock(wall: options.wallClock)
@@ -72,29 +74,53 @@ public actor CairnLog {
     }
 
     /// Creates a new node of an existing log in `path`: a fresh node key and the log's
-    /// `genesis` entry. The node can read and sync at once; it can write once an admin grants
-    /// its ``nodeKey`` (and that grant has reached it).
-    public static func join(at path: String, genesis: SignedEntry, options: StoreOptions = StoreOptions()) throws -> CairnLog {
-        try join(at: path, genesis: genesis, options: options) { _ in }
+    /// `genesis` entry, and `networkSecret` in `network.key` when given (without it the node
+    /// cannot open peer sessions until the file is copied in). The node can read and sync at
+    /// once; it can write once an admin grants its ``nodeKey`` (and that grant has reached it).
+    public static func join(
+        at path: String, genesis: SignedEntry, networkSecret: [UInt8]? = nil, options: StoreOptions = StoreOptions()
+    ) throws -> CairnLog {
+        try join(at: path, genesis: genesis, networkSecret: networkSecret, nodeKey: nil, options: options) { _ in }
     }
 
     /// Creates a new node of the log a bundle belongs to, and imports the bundle: the usual way
-    /// to start a second node (`cairn init --from BUNDLE`). If the bundle is refused, nothing
-    /// is left behind.
-    public static func join(at path: String, bundle: String, options: StoreOptions = StoreOptions()) throws -> CairnLog {
-        try join(at: path, genesis: try BundleReader.genesis(of: bundle), options: options) { store in
+    /// to start a second node by file (`cairn init --from BUNDLE`). If the bundle is refused,
+    /// nothing is left behind.
+    public static func join(
+        at path: String, bundle: String, networkSecret: [UInt8]? = nil, options: StoreOptions = StoreOptions()
+    ) throws -> CairnLog {
+        let genesis = try BundleReader.genesis(of: bundle)
+        return try join(at: path, genesis: genesis, networkSecret: networkSecret, nodeKey: nil, options: options) { store in
             _ = try store.importBundle(from: bundle, batchSize: 2000)
         }
     }
 
+    /// Creates a new node from an invite (`cairn join TOKEN`): the invite's genesis and network
+    /// secret, its node key if it carries one (already granted by the inviter; the grant arrives
+    /// with the first sync) or else a fresh one, and the inviting node's address as the first
+    /// peer. If anything fails, nothing is left behind.
+    public static func join(at path: String, invite: Invite, options: StoreOptions = StoreOptions()) throws -> CairnLog {
+        let key = try invite.nodeSeed.map { seed in
+            guard let key = SigningKey(seed: seed) else { throw InviteError.badSeed }
+            return key
+        }
+        return try join(at: path, genesis: invite.genesis, networkSecret: invite.networkSecret, nodeKey: key, options: options) { store in
+            if let address = invite.address { try store.addPeer(PeerAddress(address: address)) }
+        }
+    }
+
+    /// The one join path: a new directory with `nodeKey` (or a fresh or already present key),
+    /// the secret, the genesis, then `fill`; on any failure the files made are removed.
     private static func join(
-        at path: String, genesis: SignedEntry, options: StoreOptions, then fill: (LogStore) throws -> Void
+        at path: String, genesis: SignedEntry, networkSecret: [UInt8]?, nodeKey: SigningKey?, options: StoreOptions,
+        then fill: (LogStore) throws -> Void
     ) throws -> CairnLog {
         let directory = DataDirectory(path: path)
         guard !directory.exists else { throw DataDirectoryError.alreadyInitialized(path: path) }
         try directory.createDirectory()
         do {
-            let key = try directory.loadOrCreateKey()
+            let key = try nodeKey.map { key in try directory.writeKey(key); return key } ?? directory.loadOrCreateKey()
+            if let networkSecret { try directory.writeNetworkSecret(networkSecret) }
             let store = try LogStore.create(path: directory.databasePath, genesis: genesis, options: options)
             try fill(store)
             return try CairnLog(directory: directory, store: store, signer: key)
@@ -111,6 +137,10 @@ public actor CairnLog {
         let store = try LogStore.open(path: directory.databasePath, options: options)
         return try CairnLog(directory: directory, store: store, signer: try directory.loadKey())
     }
+
+    /// The log's network secret from `network.key` (the pre-shared key of peer sessions).
+    /// Throws ``DataDirectoryError/noNetworkSecret(path:)`` when the file is missing.
+    public nonisolated func networkSecret() throws -> [UInt8] { try directory.loadNetworkSecret() }
 
     /// The genesis entry.
     public var genesis: SignedEntry {

@@ -21,13 +21,15 @@ struct Cairn: AsyncParsableCommand {
             printed in ISO-8601 UTC followed by the HLC counter ('2026-11-21T10:00:00.123Z #0').
 
             Exit status: 0 on success, 1 on an error (printed as one line 'cairn: error: ...'), \
-            64 on bad arguments. The node's secret key (node.key) is never printed or logged.
+            64 on bad arguments. The node's secret key (node.key) and the log's network secret \
+            (network.key) are never printed or logged; only `cairn invite` prints secrets, on purpose.
             """,
         subcommands: [
             InitCommand.self, PutCommand.self, DeleteCommand.self, GetCommand.self, LsCommand.self,
             LogCommand.self, ShowCommand.self, HistoryCommand.self, VerifyCommand.self,
             WritersCommand.self, ExportCommand.self, ImportCommand.self, PurgeCommand.self,
-            StatusCommand.self, TailCommand.self, ServeCommand.self,
+            StatusCommand.self, TailCommand.self, InviteCommand.self, JoinCommand.self, PeersCommand.self,
+            ServeCommand.self,
         ]
     )
 

@@ -38,6 +38,8 @@ enum ErrorReport {
             default: error.description
             }
         case let error as BundleError: error.description
+        case let error as InviteError: error.description
+        case let error as PeerAddressError: error.description
         case let error as ValueError: error.description
         case let error as RejectReason: "rejected: \(error.description)"
         case let error as EntryFormatError: "invalid entry: \(error.description)"

@@ -46,6 +46,17 @@ enum TimeFormat {
         "\(iso(milliseconds: hlc.wallMilliseconds)) #\(hlc.counter)"
     }
 
+    /// A duration for people, two units at most: `850ms`, `12.3s`, `3m 05s`, `2h 03m`, `4d 02h`.
+    static func duration(milliseconds ms: UInt64) -> String {
+        func pad(_ value: UInt64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let seconds = ms / 1000, minutes = seconds / 60, hours = minutes / 60, days = hours / 24
+        if ms < 1000 { return "\(ms)ms" }
+        if seconds < 60 { return "\(seconds).\(ms % 1000 / 100)s" }
+        if minutes < 60 { return "\(minutes)m \(pad(seconds % 60))s" }
+        if hours < 24 { return "\(hours)h \(pad(minutes % 60))m" }
+        return "\(days)d \(pad(hours % 24))h"
+    }
+
     /// Parses ISO-8601: `2026-11-21`, `2026-11-21T10:00`, `2026-11-21T10:00:00`, with optional
     /// fractional seconds and a zone (`Z`, `+02:00`, `-0500`); no zone means UTC. A space may
     /// replace the `T`. Returns milliseconds since the Unix epoch.
@@ -167,6 +178,15 @@ struct KeyPathArgument: Sendable, CustomStringConvertible {
         guard !bucket.isEmpty else { throw ValidationError("'\(text)' has an empty bucket name") }
         guard !key.isEmpty else { throw ValidationError("'\(text)' has an empty key") }
         return KeyPathArgument(bucket: bucket, key: key)
+    }
+}
+
+/// A peer address, `HOST:PORT` or `[IPv6]:PORT`, normalized.
+func parsePeerAddress(_ text: String) throws -> String {
+    do {
+        return try PeerAddress.normalized(text)
+    } catch {
+        throw ValidationError(error.description)
     }
 }
 

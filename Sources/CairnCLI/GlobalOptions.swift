@@ -13,7 +13,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(
         name: .customLong("data-dir"),
         help: ArgumentHelp(
-            "The node's data directory (cairn.db and node.key). Default: $CAIRN_DIR, else ./.cairn.",
+            "The node's data directory (cairn.db, node.key, network.key). Default: $CAIRN_DIR, else ./.cairn.",
             valueName: "path"))
     var dataDirectory: String?
 

@@ -110,8 +110,29 @@ public final class LogStore {
             // Not a database at all, or one without our tables.
             throw StoreError.notACairnLog(path: path)
         }
-        guard version == Schema.version else { throw StoreError.unsupportedSchema(found: version, expected: Schema.version) }
+        guard (1...Schema.version).contains(version) else {
+            throw StoreError.unsupportedSchema(found: version, expected: Schema.version)
+        }
+        // A read-only connection cannot migrate; it reads an older file's tables as they are
+        // (only the newer tables are missing), and the next read-write open migrates it.
+        if version < Schema.version && !readOnly { try migrate(db) }
         return try LogStore(database: db, logID: logID, options: options)
+    }
+
+    /// Brings an older file up to ``Schema/version`` in one transaction. The version is read
+    /// again under the write lock: another process may have migrated the file meanwhile.
+    private static func migrate(_ db: Database) throws {
+        try db.writeTransaction {
+            var version = try metaInt(db, "schema_version") ?? Schema.version
+            while version < Schema.version {
+                guard let step = Schema.migrations[version] else {
+                    throw StoreError.unsupportedSchema(found: version, expected: Schema.version)
+                }
+                try db.execute(step)
+                version += 1
+            }
+            try putMeta(db, "schema_version", .int(version))
+        }
     }
 
     // MARK: - Clock

@@ -2,8 +2,15 @@
 // each table; keep the two in step.
 
 enum Schema {
-    /// Bumped whenever the tables change; an old file is refused rather than misread.
-    static let version: Int64 = 1
+    /// Bumped whenever the tables change. An older file is brought up to date on open by
+    /// ``migrations``; a newer one is refused rather than misread.
+    static let version: Int64 = 2
+
+    /// The statements that take a file from schema version `n` (the key) to `n + 1`. Changes
+    /// only ever add tables, so a migrated file loses nothing.
+    static let migrations: [Int64: String] = [
+        1: createPeerTables
+    ]
 
     static let pragmas = """
         PRAGMA journal_mode = WAL;
@@ -100,6 +107,8 @@ enum Schema {
             PRIMARY KEY(entry_id, key)
         ) WITHOUT ROWID;
         CREATE INDEX writer_events_key ON writer_events(key);
+
+        \(createPeerTables)
         """
 
     // MARK: meta
@@ -235,4 +244,46 @@ enum Schema {
     static let writerGrantsByAuthorSince = "SELECT id FROM entries WHERE author = ?1 AND hlc >= ?2 AND kind = 5"
     static let keysGrantedBy = "SELECT key FROM writer_events WHERE entry_id = ?1 AND role IS NOT NULL"
     static let writerKeys = "SELECT DISTINCT key FROM writer_events ORDER BY key"
+
+    // MARK: - Peers
+
+    /// Schema version 2. Local to this node, never synced: whom to dial, and what the sync
+    /// service last saw of each peer.
+    static let createPeerTables = """
+        -- Addresses this node dials (cairn peers add, cairn join), normalized host:port.
+        CREATE TABLE peers(
+            address TEXT PRIMARY KEY,
+            identity BLOB             -- the pinned Ed25519 node key; NULL: any holder of the network secret
+        ) WITHOUT ROWID;
+
+        -- What the sync service last knew of each peer, by the peer's node key.
+        CREATE TABLE peer_status(
+            identity BLOB PRIMARY KEY,
+            address TEXT NOT NULL,    -- where it was reached or connected from
+            state TEXT NOT NULL,      -- connected, disconnected, ...
+            last_connected_ms INTEGER,
+            last_sync_ms INTEGER,
+            heads_hlc INTEGER,        -- the newest HLC among the heads it last advertised
+            entries_sent INTEGER NOT NULL,
+            entries_received INTEGER NOT NULL,
+            entries_rejected INTEGER NOT NULL,
+            last_error TEXT
+        ) WITHOUT ROWID;
+        """
+    static let upsertPeer = "INSERT INTO peers(address, identity) VALUES(?1, ?2) ON CONFLICT(address) DO UPDATE SET identity = excluded.identity"
+    static let deletePeer = "DELETE FROM peers WHERE address = ?1"
+    static let peers = "SELECT address, identity FROM peers ORDER BY address"
+    static let peerStatusColumns = """
+        identity, address, state, last_connected_ms, last_sync_ms, heads_hlc, entries_sent, entries_received, entries_rejected, last_error
+        """
+    static let upsertPeerStatus = """
+        INSERT INTO peer_status(\(peerStatusColumns)) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        ON CONFLICT(identity) DO UPDATE SET
+            address = excluded.address, state = excluded.state, last_connected_ms = excluded.last_connected_ms,
+            last_sync_ms = excluded.last_sync_ms, heads_hlc = excluded.heads_hlc, entries_sent = excluded.entries_sent,
+            entries_received = excluded.entries_received, entries_rejected = excluded.entries_rejected,
+            last_error = excluded.last_error
+        """
+    static let peerStatuses = "SELECT \(peerStatusColumns) FROM peer_status ORDER BY identity"
+    static let peerStatusByIdentity = "SELECT \(peerStatusColumns) FROM peer_status WHERE identity = ?1"
 }
