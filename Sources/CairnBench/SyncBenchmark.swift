@@ -68,7 +68,10 @@ struct SyncBenchmark {
         a.start()
         b.start()
         try await b.log.addPeer(PeerAddress(address: "127.0.0.1:\(await a.node.listeningPort())"))
-        try await waitUntil { await a.node.connectedPeers.count == 1 && (await b.node.connectedPeers.count == 1) }
+        try await waitUntil {
+            let connected = await a.node.connectedPeers.count + b.node.connectedPeers.count
+            return connected == 2
+        }
         try await Task.sleep(for: .seconds(1))  // let the first anti-entropy round finish
         var samples: [Double] = []
         for i in 0..<pushes {
@@ -107,7 +110,10 @@ struct SyncBenchmark {
             b.start()
             try await b.log.addPeer(PeerAddress(address: "127.0.0.1:\(await a.node.listeningPort())"))
             // ≥: once both hold the union, a merge entry may follow.
-            try await waitUntil { try await a.log.counts().entries >= union && (try await b.log.counts().entries) >= union }
+            try await waitUntil {
+                let held = (try await a.log.counts().entries, try await b.log.counts().entries)
+                return held.0 >= union && held.1 >= union
+            }
         }
         let bytes = ["sent", "received"].map { metricValue(b.node, "cairn_rbsr_bytes_total{direction=\"\($0)\"}") }
         let rounds = metricValue(b.node, "cairn_rbsr_rounds_total")

@@ -26,7 +26,8 @@ struct ServeTests {
             while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
             let words = String(decoding: line, as: UTF8.self).split(separator: " ")
             guard words.count == 4, words[0] == "listening" else {
-                throw CLIError("cairn serve did not start: \(String(decoding: line, as: UTF8.self)) \(stderr)")
+                let errors = (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? ""
+                throw CLIError("cairn serve did not start: \(String(decoding: line, as: UTF8.self)) \(errors)")
             }
             address = String(words[1])
         }

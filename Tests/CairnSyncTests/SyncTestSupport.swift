@@ -21,6 +21,13 @@ func temporaryDirectory(_ name: String) -> String {
     NSTemporaryDirectory() + "cairn-sync-\(name)-\(UUID().uuidString.prefix(8))"
 }
 
+/// Warnings and above (set CAIRN_TEST_LOG=debug to see everything a node does).
+func testLogger(_ path: String) -> Logger {
+    var logger = Logger(label: "node.\(path.suffix(8))")
+    logger.logLevel = ProcessInfo.processInfo.environment["CAIRN_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+    return logger
+}
+
 /// A node under test: its log, its running sync node, and where it lives.
 final class TestNode: @unchecked Sendable {
     let path: String
@@ -33,7 +40,7 @@ final class TestNode: @unchecked Sendable {
         self.path = path
         self.log = log
         self.configuration = configuration
-        self.node = try SyncNode(log: log, configuration: configuration, logger: Logger(label: "test.\(path.suffix(8))"))
+        self.node = try SyncNode(log: log, configuration: configuration, logger: testLogger(path))
     }
 
     var port: Int { get async { await node.listeningPort() } }
@@ -55,7 +62,7 @@ final class TestNode: @unchecked Sendable {
     func restart() async throws {
         await stop()
         log = try CairnLog.open(at: path)
-        node = try SyncNode(log: log, configuration: configuration, logger: Logger(label: "test.\(path.suffix(8))"))
+        node = try SyncNode(log: log, configuration: configuration, logger: testLogger(path))
         start()
     }
 
