@@ -235,4 +235,8 @@ enum Schema {
     static let writerGrantsByAuthorSince = "SELECT id FROM entries WHERE author = ?1 AND hlc >= ?2 AND kind = 5"
     static let keysGrantedBy = "SELECT key FROM writer_events WHERE entry_id = ?1 AND role IS NOT NULL"
     static let writerKeys = "SELECT DISTINCT key FROM writer_events ORDER BY key"
+
+    // MARK: - Delta
+    /// The id of the newest entry applied at or before a sequence number (the have sample).
+    static let entryIDAtOrBeforeSeq = "SELECT id FROM entries WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1"
 }
