@@ -162,4 +162,27 @@ import Testing
             try node.put("b", "k", "again", by: bob)
         }
     }
+
+    /// J and K grant each other admin; once J's other grant and then K are revoked, both lose
+    /// every live grant. Making them inert must end (each key is stripped once), not loop.
+    @Test func revokingACycleOfAdminGrantsTerminates() throws {
+        let (alice, bob, j, k) = (key(1), key(2), key(4), key(5))
+        let log = TestLog(admin: alice)
+        defer { log.cleanup() }
+        let node = try log.node()
+        func grant(_ key: SigningKey, by admin: SigningKey) throws -> SignedEntry {
+            try node.append([.other(.addWriter(WriterGrant(key: key.publicKey, role: .admin)))], signer: admin).last!
+        }
+        _ = try grant(bob, by: alice)
+        log.clock.advance(10)
+        let jByAlice = try grant(j, by: alice)
+        let kByJ = try grant(k, by: j)
+        let jByK = try grant(j, by: k)
+        try node.append([.other(.revokeWriter(key: alice.publicKey, from: jByAlice.hlc))], signer: bob)
+        #expect(try node.entry(id: jByAlice.id)?.inert == true && node.entry(id: jByK.id)?.inert == false)
+        try node.append([.other(.revokeWriter(key: k.publicKey, from: .zero))], signer: bob)
+        #expect(try node.entry(id: jByK.id)?.inert == true && node.entry(id: kByJ.id)?.inert == true)
+        #expect(try node.writerStatus(j.publicKey).revokedFrom == .zero)
+        #expect(try node.verify().isClean)
+    }
 }
