@@ -12,7 +12,8 @@ public enum RejectReason: Error, Equatable, Sendable, CustomStringConvertible {
     case badSignature
     /// The author is not a writer of this log.
     case unknownAuthor(PublicKey)
-    /// The author was revoked from an HLC at or before this entry's.
+    /// The author was revoked from an HLC at or before this entry's. Refuses local writes only:
+    /// a received entry by a revoked author is stored inert, as on a node that got it first.
     case revokedAuthor(PublicKey, since: HLC)
     /// A writer-set entry by a key that is not an admin.
     case notAdmin(PublicKey)
@@ -44,7 +45,7 @@ public enum RejectReason: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Whether missing ancestors could not change the verdict (they could bring the grant that
-    /// an unknown author or a non-admin lacks; nothing un-revokes a key).
+    /// an unknown author or a non-admin lacks).
     var isFinalWithoutAncestors: Bool {
         switch self {
         case .unknownAuthor, .notAdmin: false
@@ -120,8 +121,9 @@ extension LogStore {
     ///
     /// Each entry is checked in order: encoding, id, signature, author allowed, parents present
     /// (else kept as an orphan), HLC above its parents and within the future-skew bound (else
-    /// quarantined). Inserting a known entry is a no-op. Valid entries are applied; each refused
-    /// one is reported with its index and reason and changes nothing.
+    /// quarantined). Inserting a known entry is a no-op. Valid entries are applied — inert if
+    /// their author was revoked at their HLC; each refused one is reported with its index and
+    /// reason and changes nothing.
     public func insert(_ batch: [RawEntry]) throws -> InsertReport {
         var report = InsertReport()
         let decoded = decodeAndVerify(batch)
@@ -190,9 +192,16 @@ extension LogStore {
         // One lookup per parent answers both "is it here?" and "is our HLC above it?".
         let parentHLCs = try entry.parents.map { try storedHLC(of: $0) }
         let missing = zip(entry.parents, parentHLCs).compactMap { $1 == nil ? $0 : nil }
-        if let reason = try authorizationProblem(entry) {
+        var inert = false
+        switch try authorizationProblem(entry) {
+        case nil: break
+        case .revokedAuthor?:
+            // Stored inert, exactly as on a node that applied it before the revocation came:
+            // every node then holds the same entries whatever the arrival order.
+            inert = true
+        case let reason?:
             // The grant that makes the author a writer (or an admin) may be among the missing
-            // ancestors: judge the author once they are here. A known revocation is final.
+            // ancestors: judge the author once they are here.
             if missing.isEmpty || reason.isFinalWithoutAncestors { return .rejected(reason) }
         }
         if let reason = valueProblem(entry, value) { return .rejected(reason) }
@@ -204,7 +213,7 @@ extension LogStore {
             try quarantine(entry, value: value, now: now)
             return .quarantined
         }
-        try apply(entry, value: value)
+        try apply(entry, value: value, inert: inert)
         report.applied.append(entry.id)
         try releaseOrphans(of: entry.id, now: now, report: &report)
         return .applied
@@ -322,12 +331,16 @@ extension LogStore {
     // MARK: - Apply
 
     /// Writes a fully checked entry: row, parent edges, heads, value, state, writer set, clock.
-    func apply(_ entry: SignedEntry, value: [UInt8]?) throws {
+    ///
+    /// An `inert` entry (by an author revoked at its HLC) gets the same rows as one made inert
+    /// later by ``applyRevocation(of:from:)`` — value and writer event included — but never
+    /// enters the state, and its writer events (inert) neither grant nor revoke.
+    func apply(_ entry: SignedEntry, value: [UInt8]?, inert: Bool = false) throws {
         let target = entry.payload.target
         try database.prepare(Schema.insertEntry).bind(
             .blob(entry.id.bytes), .integer(entry.hlc.rawValue), .blob(entry.author.bytes),
             .integer(entry.kind.rawValue), target.map { .text($0.bucket) } ?? .null, target.map { .text($0.key) } ?? .null,
-            .blob(entry.bodyBytes), .blob(entry.signature), .integer(nowMilliseconds)
+            .blob(entry.bodyBytes), .blob(entry.signature), .integer(nowMilliseconds), .int(inert ? 1 : 0)
         ).run()
         for parent in entry.parents {
             try database.prepare(Schema.insertParent).bind(.blob(entry.id.bytes), .blob(parent.bytes)).run()
@@ -338,16 +351,16 @@ extension LogStore {
         switch entry.payload {
         case .put(let bucket, let key, let ref):
             try storeValue(ref, value)
-            try updateState(bucket: bucket, key: key, with: entry)
+            if !inert { try updateState(bucket: bucket, key: key, with: entry) }
         case .delete(let bucket, let key):
-            try updateState(bucket: bucket, key: key, with: entry)
+            if !inert { try updateState(bucket: bucket, key: key, with: entry) }
         case .genesis(_, let writers):
             for grant in writers { try recordWriterEvent(entry.id, key: grant.key, role: grant.role, revokedFrom: nil) }
         case .addWriter(let grant):
             try recordWriterEvent(entry.id, key: grant.key, role: grant.role, revokedFrom: nil)
         case .revokeWriter(let key, let from):
             try recordWriterEvent(entry.id, key: key, role: nil, revokedFrom: from)
-            try applyRevocation(of: key, from: from)
+            if !inert { try applyRevocation(of: key, from: from) }
         case .merge:
             break  // a merge records decisions already reflected in the state
         }

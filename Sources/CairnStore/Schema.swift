@@ -117,8 +117,8 @@ enum Schema {
 
     // MARK: entries
     static let insertEntry = """
-        INSERT INTO entries(id, hlc, author, kind, bucket, key, body, sig, ingested_ms)
-        VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        INSERT INTO entries(id, hlc, author, kind, bucket, key, body, sig, ingested_ms, inert)
+        VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
         """
     static let entryExists = "SELECT 1 FROM entries WHERE id = ?1"
     static let entryHLC = "SELECT hlc FROM entries WHERE id = ?1"
@@ -237,9 +237,11 @@ enum Schema {
 
     // MARK: writers
     static let insertWriterEvent = "INSERT OR IGNORE INTO writer_events(entry_id, key, role, revoked_from) VALUES(?1, ?2, ?3, ?4)"
+    /// Every event naming a key, with whether its entry is inert (an inert grant does not count,
+    /// but a key granted only by inert entries is treated as revoked, not as unknown).
     static let writerEventsForKey = """
-        SELECT w.role, w.revoked_from FROM writer_events w JOIN entries e ON e.id = w.entry_id
-        WHERE w.key = ?1 AND e.inert = 0
+        SELECT w.role, w.revoked_from, e.inert FROM writer_events w JOIN entries e ON e.id = w.entry_id
+        WHERE w.key = ?1
         """
     static let writerGrantsByAuthorSince = "SELECT id FROM entries WHERE author = ?1 AND hlc >= ?2 AND kind = 5"
     static let keysGrantedBy = "SELECT key FROM writer_events WHERE entry_id = ?1 AND role IS NOT NULL"
@@ -286,4 +288,9 @@ enum Schema {
         """
     static let peerStatuses = "SELECT \(peerStatusColumns) FROM peer_status ORDER BY identity"
     static let peerStatusByIdentity = "SELECT \(peerStatusColumns) FROM peer_status WHERE identity = ?1"
+
+    // MARK: - Delta
+
+    /// The id of the newest entry applied at or before a sequence number (the have sample).
+    static let entryIDAtOrBeforeSeq = "SELECT id FROM entries WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1"
 }

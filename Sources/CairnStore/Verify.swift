@@ -127,7 +127,7 @@ extension LogStore {
         let reason = try authorizationProblem(entry)
         switch (reason, inert) {
         case (nil, true): problem("marked inert, but its author may write at its HLC")
-        case (.some(.revokedAuthor), true): break  // accepted before the revocation arrived; inert since
+        case (.some(.revokedAuthor), true): break  // its author was revoked at its HLC, before or after it arrived
         case (.some(let reason), _): problem("writer rule: \(reason)")
         case (nil, false): break
         }

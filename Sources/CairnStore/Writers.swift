@@ -6,6 +6,8 @@ import CairnSQLite
 /// The rule is order-independent: a key may write an entry at HLC `h` iff some live grant names
 /// it and no live revocation of it has `from ≤ h`. Re-adding a revoked key does not lift the
 /// revocation (rotate to a new key instead), so the answer never depends on arrival order.
+/// A key granted only by entries that became inert keeps that role but counts as revoked from
+/// HLC zero: a node that applied its entries before the grants went inert made them all inert.
 public struct WriterStatus: Sendable, Equatable {
     /// The highest role granted, or `nil` if the key was never granted.
     public let role: Role?
@@ -13,11 +15,19 @@ public struct WriterStatus: Sendable, Equatable {
     public let revokedFrom: HLC?
 
     /// Why the key may not write at `hlc`, or `nil` if it may.
+    ///
+    /// The role is judged before the revocation: a node that received the entry before the
+    /// revocation judged the role alone, and must reach the same verdict as one that did not.
     func problem(for key: PublicKey, at hlc: HLC, needsAdmin: Bool) -> RejectReason? {
         guard let role else { return .unknownAuthor(key) }
-        if let revokedFrom, hlc >= revokedFrom { return .revokedAuthor(key, since: revokedFrom) }
         if needsAdmin && role != .admin { return .notAdmin(key) }
+        if let revokedFrom, hlc >= revokedFrom { return .revokedAuthor(key, since: revokedFrom) }
         return nil
+    }
+
+    /// The higher of a role so far and a granted one.
+    fileprivate static func higher(_ current: Role?, _ granted: Role) -> Role {
+        current == .admin || granted == .admin ? .admin : .writer
     }
 }
 
@@ -32,19 +42,23 @@ extension LogStore {
     public func writerStatus(_ key: PublicKey) throws -> WriterStatus {
         try database.readTransaction {
             if let cached = writerCache[key] { return cached }
-            var role: Role?
+            var liveRole: Role?
+            var inertRole: Role?
             var revokedFrom: HLC?
             let statement = try database.prepare(Schema.writerEventsForKey).bind(.blob(key.bytes))
             while try statement.step() {
+                let inert = statement.int64(2) != 0
                 if !statement.isNull(0), let granted = Role(rawValue: UInt8(statement.int64(0))) {
-                    role = max(role?.rawValue ?? 0, granted.rawValue) == Role.admin.rawValue ? .admin : .writer
+                    if inert { inertRole = WriterStatus.higher(inertRole, granted) } else { liveRole = WriterStatus.higher(liveRole, granted) }
                 }
-                if !statement.isNull(1) {
+                if !inert, !statement.isNull(1) {
                     let from = HLC(rawValue: UInt64(statement.int64(1)))
                     revokedFrom = min(revokedFrom ?? from, from)
                 }
             }
-            let status = WriterStatus(role: role, revokedFrom: revokedFrom)
+            let status = liveRole == nil && inertRole != nil
+                ? WriterStatus(role: inertRole, revokedFrom: .zero)
+                : WriterStatus(role: liveRole, revokedFrom: revokedFrom)
             writerCache[key] = status
             return status
         }
@@ -83,6 +97,8 @@ extension LogStore {
     /// of keys whose only grants came from entries that just became inert.
     func applyRevocation(of key: PublicKey, from: HLC) throws {
         var pending: [(PublicKey, HLC)] = [(key, from)]
+        // Keys already made inert from HLC zero here: each is done once, so grant cycles end.
+        var stripped = Set<PublicKey>()
         while let (revoked, since) = pending.popLast() {
             var touched = Set<KeyPath>()
             var grantsLost: [PublicKey] = []
@@ -93,8 +109,9 @@ extension LogStore {
             let inertIDs = try inertWriterGrants(by: revoked, since: since)
             writerCache.removeAll()
             for id in inertIDs {
-                for granted in try grantedKeys(in: id) where try writerStatus(granted).role == nil {
-                    grantsLost.append(granted)
+                // Revoked from zero now means the key just lost its last live grant.
+                for granted in try grantedKeys(in: id) where try writerStatus(granted).revokedFrom == .zero {
+                    if stripped.insert(granted).inserted { grantsLost.append(granted) }
                 }
             }
             for path in touched { try recomputeState(bucket: path.bucket, key: path.key) }

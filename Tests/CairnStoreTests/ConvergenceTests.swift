@@ -6,33 +6,6 @@ import Testing
 /// The materialized state must be a function of the set of entries, not of the order they
 /// arrived in: LWW by `(hlc, author, id)`, merges and orphans included.
 @Suite struct ConvergenceTests {
-    /// Three writers write concurrently to a few keys, syncing now and then (which makes merge
-    /// entries). Returns every entry of the resulting DAG and the node that holds them all.
-    func randomDAG(seed: UInt64, steps: Int) throws -> (TestLog, LogStore, [RawEntry]) {
-        var rng = SplitMix64(seed: seed)
-        let writers = [key(1), key(2), key(3)]
-        let log = TestLog(admin: writers[0], writers: writers.dropFirst().map { WriterGrant(key: $0.publicKey, role: .writer) })
-        let nodes = try (0..<3).map { try log.node("n\($0)") }
-        for _ in 0..<steps {
-            let n = Int.random(in: 0..<3, using: &rng)
-            let key = "k\(Int.random(in: 0..<4, using: &rng))"
-            if Int.random(in: 0..<5, using: &rng) == 0 {
-                try nodes[n].append([.delete(bucket: "b", key: key)], signer: writers[n])
-            } else {
-                _ = try nodes[n].put("b", key, "\(n)-\(rng.next() % 1000)", by: writers[n])
-            }
-            if Int.random(in: 0..<4, using: &rng) == 0 {
-                let other = (n + Int.random(in: 1..<3, using: &rng)) % 3
-                #expect(try nodes[other].insert(nodes[n].exportRaw()).rejected.isEmpty)
-            }
-            // Clocks of different nodes advance at different times: equal and crossing HLCs happen.
-            if Int.random(in: 0..<3, using: &rng) == 0 { log.clock.advance(UInt64.random(in: 0..<3, using: &rng)) }
-        }
-        let hub = try log.node("hub")
-        for node in nodes { #expect(try hub.insert(node.exportRaw()).rejected.isEmpty) }
-        return (log, hub, try hub.exportRaw())
-    }
-
     /// A random parents-first order of `entries` (Kahn's algorithm, picking at random).
     func randomTopologicalOrder(_ entries: [RawEntry], using rng: inout SplitMix64) throws -> [RawEntry] {
         let decoded = try entries.map { try SignedEntry(bodyBytes: $0.body, signature: $0.signature) }

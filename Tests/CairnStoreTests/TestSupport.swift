@@ -3,6 +3,7 @@ import CairnCore
 import CairnStore
 import Foundation
 import Synchronization
+import Testing
 
 /// A wall clock tests move by hand.
 final class ManualClock: WallClock {
@@ -59,11 +60,12 @@ struct TestLog {
 extension LogStore {
     /// Every applied entry after the genesis, as raw entries with values, in ingest order.
     func exportRaw() throws -> [RawEntry] {
-        try entries(afterSeq: 1, limit: .max).map { stored in
-            var value: [UInt8]?
-            if case .put(_, _, let ref) = stored.entry.payload, case .present(let bytes) = try self.value(ref.digest) { value = bytes }
-            return RawEntry(stored.entry, value: value)
-        }
+        try rawEntries(afterSeq: 1, limit: .max).entries
+    }
+
+    /// Every applied entry id (genesis included) with its inert flag, as comparable strings.
+    func entrySnapshot() throws -> [String] {
+        try entries(afterSeq: 0, limit: .max).map { "\($0.entry.id.hex)\($0.inert ? " inert" : "")" }.sorted()
     }
 
     /// The full state as comparable strings.
@@ -87,3 +89,30 @@ extension LogStore {
     }
 }
 
+
+/// Three writers write concurrently to a few keys, syncing now and then (which makes merge
+/// entries). Returns every entry of the resulting DAG and the node that holds them all.
+func randomDAG(seed: UInt64, steps: Int) throws -> (TestLog, LogStore, [RawEntry]) {
+    var rng = SplitMix64(seed: seed)
+    let writers = [key(1), key(2), key(3)]
+    let log = TestLog(admin: writers[0], writers: writers.dropFirst().map { WriterGrant(key: $0.publicKey, role: .writer) })
+    let nodes = try (0..<3).map { try log.node("n\($0)") }
+    for _ in 0..<steps {
+        let n = Int.random(in: 0..<3, using: &rng)
+        let key = "k\(Int.random(in: 0..<4, using: &rng))"
+        if Int.random(in: 0..<5, using: &rng) == 0 {
+            try nodes[n].append([.delete(bucket: "b", key: key)], signer: writers[n])
+        } else {
+            _ = try nodes[n].put("b", key, "\(n)-\(rng.next() % 1000)", by: writers[n])
+        }
+        if Int.random(in: 0..<4, using: &rng) == 0 {
+            let other = (n + Int.random(in: 1..<3, using: &rng)) % 3
+            #expect(try nodes[other].insert(nodes[n].exportRaw()).rejected.isEmpty)
+        }
+        // Clocks of different nodes advance at different times: equal and crossing HLCs happen.
+        if Int.random(in: 0..<3, using: &rng) == 0 { log.clock.advance(UInt64.random(in: 0..<3, using: &rng)) }
+    }
+    let hub = try log.node("hub")
+    for node in nodes { #expect(try hub.insert(node.exportRaw()).rejected.isEmpty) }
+    return (log, hub, try hub.exportRaw())
+}

@@ -20,7 +20,7 @@ import Testing
         #expect(roles.count == 2 && roles.contains { $0 == (alice.publicKey, .admin) } && roles.contains { $0 == (bob.publicKey, .writer) })
     }
 
-    @Test func revokedWritersAreRejectedFromTheirRevocationOnAndHistoryStillVerifies() throws {
+    @Test func revokedWritersAreRefusedLocallyAndTheirLaterEntriesStoredInertAndHistoryStillVerifies() throws {
         let (alice, bob) = (key(1), key(2))
         let log = TestLog(admin: alice, writers: [WriterGrant(key: bob.publicKey, role: .writer)])
         defer { log.cleanup() }
@@ -32,10 +32,12 @@ import Testing
         #expect(throws: StoreError.notAuthorized(bob.publicKey, .revokedAuthor(bob.publicKey, since: revokeFrom))) {
             try a.put("b", "k", "too late", by: bob)
         }
-        // A peer learns it all: the revocation applies there too.
+        // A peer learns it all: the revocation applies there too. A later entry by the revoked
+        // key is kept, inert, as on a node that got it before the revocation.
         #expect(try b.insert(a.exportRaw()).rejected.isEmpty)
         let late = LogStore.sign(.delete(bucket: "b", key: "k"), by: bob, hlc: revokeFrom.successor, parents: try b.heads().map(\.id))
-        #expect(try b.insert([RawEntry(late)]).rejected.first?.reason == .revokedAuthor(bob.publicKey, since: revokeFrom))
+        #expect(try b.insert([RawEntry(late)]).applied == [late.id])
+        #expect(try b.entry(id: late.id)?.inert == true && b.entry(id: before.id)?.inert == false)
         #expect(try b.state(bucket: "b", key: "k")?.entryID == before.id)
         #expect(try a.verify().isClean && b.verify().isClean)
     }
@@ -74,5 +76,113 @@ import Testing
         // With every parent present, an unknown author is refused outright.
         let stranger = LogStore.sign(.delete(bucket: "b", key: "k"), by: key(7), hlc: HLC(rawValue: try b.lastHLC.rawValue + 1), parents: try b.heads().map(\.id))
         #expect(try b.insert([RawEntry(stranger)]).rejected.first?.reason == .unknownAuthor(key(7).publicKey))
+    }
+
+    /// Every node's entries, inert flags, heads, state and writer set, as comparable strings.
+    func fullSnapshot(_ node: LogStore) throws -> [String] {
+        try node.entrySnapshot() + node.stateSnapshot() + node.heads().map { "head \($0.id.hex)" }
+            + node.writers().map { "writer \($0.key.hex) \($0.status)" }
+            + ["orphans \(try node.orphanCount())", "quarantined \(try node.quarantineCount())"]
+    }
+
+    /// Inserts `entries` in every order on fresh nodes — one by one (early ones wait in the
+    /// orphan pool) or as one batch — and expects nothing refused and the same store each time.
+    /// Returns the node that got them in the given order.
+    func expectSameStoreInEveryOrder(_ entries: [RawEntry], of log: TestLog) throws -> LogStore {
+        let reference = try log.node("reference")
+        #expect(try reference.insert(entries).rejected.isEmpty)
+        #expect(try reference.verify().isClean)
+        let expected = try fullSnapshot(reference)
+        for (n, order) in permutations(entries).enumerated() {
+            let node = try log.node("order\(n)")
+            if n % 2 == 0 {
+                for entry in order { #expect(try node.insert([entry]).rejected.isEmpty, "order \(n)") }
+            } else {
+                #expect(try node.insert(order).rejected.isEmpty, "order \(n)")
+            }
+            #expect(try fullSnapshot(node) == expected, "order \(n)")
+            #expect(try node.verify().isClean, "order \(n)")
+        }
+        return reference
+    }
+
+    func permutations<T>(_ items: [T]) -> [[T]] {
+        guard items.count > 1 else { return [items] }
+        return items.indices.flatMap { i in
+            var rest = items
+            let first = rest.remove(at: i)
+            return permutations(rest).map { [first] + $0 }
+        }
+    }
+
+    @Test func aGrantEntriesOfTheKeyAndItsRevocationGiveTheSameStoreInEveryOrder() throws {
+        let (alice, bob) = (key(1), key(2))
+        let log = TestLog(admin: alice)
+        defer { log.cleanup() }
+        // The key's entries and the revocation are concurrent: both descend from the grant only.
+        let source = try log.node("source")
+        let grant = try source.append([.other(.addWriter(WriterGrant(key: bob.publicKey, role: .writer)))], signer: alice).last!
+        let early = try source.put("b", "k", "early", by: bob)
+        log.clock.advance(10)
+        let late = try source.put("b", "k", "late", by: bob)
+        let elsewhere = try source.put("b", "other", "late too", by: bob)
+        let admin = try log.node("admin")
+        #expect(try admin.insert([RawEntry(grant)]).rejected.isEmpty)
+        let revoke = try admin.append([.other(.revokeWriter(key: bob.publicKey, from: late.hlc))], signer: alice).last!
+
+        let node = try expectSameStoreInEveryOrder(try source.exportRaw() + [RawEntry(revoke)], of: log)
+        #expect(try node.entry(id: early.id)?.inert == false)
+        #expect(try node.entry(id: late.id)?.inert == true && node.entry(id: elsewhere.id)?.inert == true)
+        #expect(try node.stateSnapshot() == ["b/k=\(early.id.hex)"])
+        #expect(throws: StoreError.notAuthorized(bob.publicKey, .revokedAuthor(bob.publicKey, since: late.hlc))) {
+            try node.put("b", "k", "after the revocation", by: bob)
+        }
+    }
+
+    @Test func entriesOfAKeyGrantedByARevokedAdminAreInertInEveryOrder() throws {
+        let (alice, carol, bob) = (key(1), key(3), key(2))
+        let log = TestLog(admin: alice)
+        defer { log.cleanup() }
+        let source = try log.node("source")
+        let carolAdmin = try source.append([.other(.addWriter(WriterGrant(key: carol.publicKey, role: .admin)))], signer: alice).last!
+        log.clock.advance(10)
+        let bobByCarol = try source.append([.other(.addWriter(WriterGrant(key: bob.publicKey, role: .writer)))], signer: carol).last!
+        let byBob = try source.put("b", "k", "by bob", by: bob)
+        // Alice revokes Carol from before Carol's grant; she has not seen it.
+        let admin = try log.node("admin")
+        #expect(try admin.insert([RawEntry(carolAdmin)]).rejected.isEmpty)
+        let revoke = try admin.append([.other(.revokeWriter(key: carol.publicKey, from: bobByCarol.hlc))], signer: alice).last!
+
+        let node = try expectSameStoreInEveryOrder(try source.exportRaw() + [RawEntry(revoke)], of: log)
+        #expect(try node.entry(id: bobByCarol.id)?.inert == true && node.entry(id: byBob.id)?.inert == true)
+        #expect(try node.stateSnapshot().isEmpty)
+        let status = try node.writerStatus(bob.publicKey)
+        #expect(status.role == .writer && status.revokedFrom == .zero, "granted only by an inert entry: revoked from the start")
+        #expect(throws: StoreError.notAuthorized(bob.publicKey, .revokedAuthor(bob.publicKey, since: .zero))) {
+            try node.put("b", "k", "again", by: bob)
+        }
+    }
+
+    /// J and K grant each other admin; once J's other grant and then K are revoked, both lose
+    /// every live grant. Making them inert must end (each key is stripped once), not loop.
+    @Test func revokingACycleOfAdminGrantsTerminates() throws {
+        let (alice, bob, j, k) = (key(1), key(2), key(4), key(5))
+        let log = TestLog(admin: alice)
+        defer { log.cleanup() }
+        let node = try log.node()
+        func grant(_ key: SigningKey, by admin: SigningKey) throws -> SignedEntry {
+            try node.append([.other(.addWriter(WriterGrant(key: key.publicKey, role: .admin)))], signer: admin).last!
+        }
+        _ = try grant(bob, by: alice)
+        log.clock.advance(10)
+        let jByAlice = try grant(j, by: alice)
+        let kByJ = try grant(k, by: j)
+        let jByK = try grant(j, by: k)
+        try node.append([.other(.revokeWriter(key: alice.publicKey, from: jByAlice.hlc))], signer: bob)
+        #expect(try node.entry(id: jByAlice.id)?.inert == true && node.entry(id: jByK.id)?.inert == false)
+        try node.append([.other(.revokeWriter(key: k.publicKey, from: .zero))], signer: bob)
+        #expect(try node.entry(id: jByK.id)?.inert == true && node.entry(id: kByJ.id)?.inert == true)
+        #expect(try node.writerStatus(j.publicKey).revokedFrom == .zero)
+        #expect(try node.verify().isClean)
     }
 }

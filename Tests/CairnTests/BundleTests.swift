@@ -57,16 +57,21 @@ import Testing
     @Test func oneRefusedEntryRollsTheWholeImportBack() async throws {
         let (admin, _, cleanup) = try await exported(writes: 2)
         let bobPath = temporaryPath("bob")
-        defer { for p in cleanup + [bobPath, bobPath + ".bundle"] { try? FileManager.default.removeItem(atPath: p) } }
+        let bundle = bobPath + ".bundle"
+        defer { for p in cleanup + [bobPath, bundle] { try? FileManager.default.removeItem(atPath: p) } }
         let bob = try await secondNode(of: admin, at: bobPath)
-        let early = try await bob.put("b", "early", [1])        // valid: before the revocation
-        try await Task.sleep(nanoseconds: 5_000_000)
-        try await admin.revokeWriter(bob.nodeKey)                // from now on, bob may not write
-        try await Task.sleep(nanoseconds: 5_000_000)
-        try await bob.put("b", "late", [2])                      // bob has not heard of it yet
-        try await bob.exportBundle(to: bobPath + ".bundle")
+        let early = try await bob.put("b", "early", [1])        // valid
+        _ = try await bob.put("b", "late", [2])                 // its value is tampered with below
+        try await bob.exportBundle(to: bundle)
+        // The last record's value byte sits just before the trailer (tag, count, checksum: 41
+        // bytes). Changing it and re-sealing the checksum leaves the framing intact: only the
+        // entry check (value against the signed digest) can refuse it.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: bundle)))
+        bytes[bytes.count - 42] ^= 0xFF
+        bytes.replaceSubrange((bytes.count - 32)..., with: Blake2b.hash256(Array(bytes.dropLast(32))).bytes)
+        try Data(bytes).write(to: URL(fileURLWithPath: bundle))
         let before = try await admin.counts().entries
-        await #expect(throws: BundleError.self) { try await admin.importBundle(from: bobPath + ".bundle") }
+        await #expect(throws: BundleError.self) { try await admin.importBundle(from: bundle) }
         #expect(try await admin.counts().entries == before)
         #expect(try await admin.entry(early.id) == nil, "the valid entry was rolled back with the refused one")
         #expect(try await admin.verify().isClean)
