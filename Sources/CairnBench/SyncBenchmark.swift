@@ -49,7 +49,7 @@ struct SyncBenchmark {
         let elapsed = try await seconds {
             source.start()
             fresh.start()
-            try await fresh.log.addPeer(PeerAddress(address: "127.0.0.1:\(await source.node.listeningPort())"))
+            try await fresh.log.addPeer(PeerAddress(address: "127.0.0.1:\(try await source.node.listeningPort())"))
             try await waitUntil { try await fresh.log.counts().entries == total }
         }
         // The dialer rereads its peer list every second: subtract that wait by timing from the
@@ -67,7 +67,7 @@ struct SyncBenchmark {
         defer { remove(a, b) }
         a.start()
         b.start()
-        try await b.log.addPeer(PeerAddress(address: "127.0.0.1:\(await a.node.listeningPort())"))
+        try await b.log.addPeer(PeerAddress(address: "127.0.0.1:\(try await a.node.listeningPort())"))
         try await waitUntil {
             let connected = await a.node.connectedPeers.count + b.node.connectedPeers.count
             return connected == 2
@@ -108,7 +108,7 @@ struct SyncBenchmark {
         let elapsed = try await seconds {
             a.start()
             b.start()
-            try await b.log.addPeer(PeerAddress(address: "127.0.0.1:\(await a.node.listeningPort())"))
+            try await b.log.addPeer(PeerAddress(address: "127.0.0.1:\(try await a.node.listeningPort())"))
             // ≥: once both hold the union, a merge entry may follow.
             try await waitUntil {
                 let held = (try await a.log.counts().entries, try await b.log.counts().entries)

@@ -35,6 +35,8 @@ enum ErrorReport {
         case let error as StoreError:
             switch error {
             case .notACairnLog(let path): "\(path) is not a Cairn log (is --data-dir right?)"
+            case .notAuthorized(_, .unknownAuthor):
+                "\(error.description) (a node made by `cairn join` may write once its grant has synced: run `cairn serve` and check `cairn writers`)"
             default: error.description
             }
         case let error as BundleError: error.description

@@ -51,14 +51,13 @@ struct ServeCommand: CairnCommand {
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
             tasks.addTask {
-                let port = await node.listeningPort()
+                guard let port = try? await node.listeningPort() else { return }
                 try Terminal.out.line("listening \(host):\(port) node \(log.nodeKey.hex)")
                 try Terminal.out.flush()
             }
-            try await tasks.next()
-            tasks.cancelAll()
+            try await group.run()
+            try await tasks.waitForAll()
         }
         logger.info("stopped")
     }

@@ -44,7 +44,8 @@ public actor SyncNode: Service {
     private var connections = 0
     private var lastActivity = ContinuousClock.now
     private var port: Int?
-    private var portWaiters: [CheckedContinuation<Int, Never>] = []
+    private var portWaiters: [CheckedContinuation<Int, any Error>] = []
+    private var stopped = false
     private var metricsPort: Int?
 
     /// Prepares a node for `log`; nothing happens until ``run()``.
@@ -66,29 +67,46 @@ public actor SyncNode: Service {
     /// under a `ServiceGroup`). Sessions close; a batch being inserted commits or rolls back as a
     /// whole, and nothing is acknowledged to a peer before it is committed.
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await withThrowingDiscardingTaskGroup { group in
-                if let listenAddress = self.listenAddress {
-                    let server = try await self.bind(listenAddress)
-                    group.addTask { try await self.acceptPeers(server) }
-                }
-                if let metricsAddress = self.metricsAddress {
-                    group.addTask {
-                        try await MetricsServer.run(at: metricsAddress, metrics: self.metrics) { await self.metricsBound($0) }
-                    }
-                }
-                group.addTask { try await self.dialPeers() }
-                group.addTask { try await self.pushNewEntries() }
-                group.addTask { try await self.mergeWhenSettled() }
-                group.addTask { try await self.maintain() }
+        defer { stop() }
+        do {
+            try await cancelWhenGracefulShutdown { try await self.runTasks() }
+        } catch is CancellationError {
+            // Stopped on purpose (graceful shutdown or task cancellation): not a failure.
+        }
+        logger.info("sync node stopped")
+    }
+
+    private func runTasks() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            if let listenAddress {
+                let server = try await bind(listenAddress)
+                group.addTask { try await self.acceptPeers(server) }
             }
+            if let metricsAddress {
+                group.addTask {
+                    try await MetricsServer.run(at: metricsAddress, metrics: self.metrics) { await self.metricsBound($0) }
+                }
+            }
+            group.addTask { try await self.dialPeers() }
+            group.addTask { try await self.pushNewEntries() }
+            group.addTask { try await self.mergeWhenSettled() }
+            group.addTask { try await self.maintain() }
         }
     }
 
     /// The port the node listens on, once bound (useful with port 0).
-    public func listeningPort() async -> Int {
+    ///
+    /// - Throws: `CancellationError` if ``run()`` ended (or failed to bind) first.
+    public func listeningPort() async throws -> Int {
         if let port { return port }
-        return await withCheckedContinuation { portWaiters.append($0) }
+        if stopped { throw CancellationError() }
+        return try await withCheckedThrowingContinuation { portWaiters.append($0) }
+    }
+
+    private func stop() {
+        stopped = true
+        for waiter in portWaiters { waiter.resume(throwing: CancellationError()) }
+        portWaiters = []
     }
 
     /// The port the metrics endpoint listens on, once bound.

@@ -67,7 +67,7 @@ import Testing
         _ = try await awaitConvergence(nodes)
         let target = nodes[0]
         let genesis = target.log.logID
-        let peer = ScriptedPeer(port: await target.port, networkSecret: try target.log.networkSecret(), logID: genesis)
+        let peer = ScriptedPeer(port: try await target.port, networkSecret: try target.log.networkSecret(), logID: genesis)
         let insider = SigningKey(seed: try await target.log.invite(address: nil, role: .writer).nodeSeed!)!
         let dropped = { (reason: String) in metric(target.node, "cairn_sessions_dropped_total{reason=\"\(reason)\"}") }
         let rejected = { (reason: String) in metric(target.node, "cairn_entries_rejected_total{reason=\"\(reason)\"}") }
@@ -136,7 +136,7 @@ import Testing
         nodes[0].start()
         let genesis = nodes[0].log.logID
         let written = try await nodes[0].log.put("t", "k", [1])
-        let peer = ScriptedPeer(port: await nodes[0].port, networkSecret: try nodes[0].log.networkSecret(), logID: genesis)
+        let peer = ScriptedPeer(port: try await nodes[0].port, networkSecret: try nodes[0].log.networkSecret(), logID: genesis)
         // Version 1…7 and a capability this node has never heard of: the session runs at
         // version 1 with the capabilities both know, and serves a fetch.
         let replies = try await peer.run(hello: false, send: [

@@ -15,7 +15,7 @@ import Testing
             .appendingPathComponent("interop/noise_client.py").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "127.0.0.1", "\(await nodes[0].port)", Hex.encode(try nodes[0].log.networkSecret())]
+        process.arguments = ["python3", script, "127.0.0.1", "\(try await nodes[0].port)", Hex.encode(try nodes[0].log.networkSecret())]
         let output = Pipe(), errors = Pipe()
         process.standardOutput = output
         process.standardError = errors

@@ -43,8 +43,8 @@ final class TestNode: @unchecked Sendable {
         self.node = try SyncNode(log: log, configuration: configuration, logger: testLogger(path))
     }
 
-    var port: Int { get async { await node.listeningPort() } }
-    var address: String { get async { "127.0.0.1:\(await port)" } }
+    var port: Int { get async throws { try await node.listeningPort() } }
+    var address: String { get async throws { "127.0.0.1:\(try await port)" } }
 
     func start() {
         let node = node
@@ -67,7 +67,7 @@ final class TestNode: @unchecked Sendable {
     }
 
     func dial(_ other: TestNode) async throws {
-        try await log.addPeer(PeerAddress(address: await other.address))
+        try await log.addPeer(PeerAddress(address: try await other.address))
     }
 
     /// The heads, the number of entries and the state, for comparing nodes.
