@@ -31,6 +31,7 @@ private final class MetricsHandler: ChannelInboundHandler {
     let metrics: SyncMetrics
     private var path = ""
     private var method = HTTPMethod.GET
+    private var keepAlive = true
 
     init(metrics: SyncMetrics) { self.metrics = metrics }
 
@@ -39,6 +40,7 @@ private final class MetricsHandler: ChannelInboundHandler {
         case .head(let head):
             path = head.uri
             method = head.method
+            keepAlive = head.isKeepAlive
         case .body:
             break
         case .end:
@@ -50,7 +52,10 @@ private final class MetricsHandler: ChannelInboundHandler {
             let head = HTTPResponseHead(version: .http1_1, status: found ? .ok : .notFound, headers: headers)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            let closeAfter = !keepAlive
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [context] _ in
+                if closeAfter { context.close(promise: nil) }
+            }
         }
     }
 }

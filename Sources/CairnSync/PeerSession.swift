@@ -51,6 +51,7 @@ actor PeerSession {
     private(set) var activeWork = 0
     private var status: PeerStatus?
     private var failure: (any Error)?
+    private var hasEnded = false
     private let jobs: AsyncStream<Job>
     private let jobQueue: AsyncStream<Job>.Continuation
 
@@ -104,16 +105,23 @@ actor PeerSession {
             group.addTask { try await self.keepAlive() }
             group.addTask { try await self.periodicReconciliation() }
             await self.start { try await self.sendHeads() }
+            var ended: (any Error)?
             do {
-                while let message = try await receiver.next() {
-                    try await self.handle(message)
+                try await withTaskCancellationHandler {
+                    while let message = try await receiver.next() {
+                        try await self.handle(message)
+                    }
+                } onCancel: {
+                    self.close()
                 }
             } catch {
-                group.cancelAll()
-                throw await self.failure ?? error
+                ended = error
             }
+            // Jobs waiting for a reply, an ack or a round would wait forever now: fail them so
+            // the task group can finish.
+            await self.failPending()
             group.cancelAll()
-            if let failure = await self.failure { throw failure }
+            if let failure = await self.failure ?? ended { throw failure }
         }
     }
 
@@ -146,12 +154,16 @@ actor PeerSession {
         logger.info("session open", metadata: ["capabilities": "\(capabilities.sorted())", "dialer": "\(isDialer)"])
     }
 
-    private func finish() async {
+    private func failPending() {
+        hasEnded = true
         jobQueue.finish()
         requests.failAll(CancellationError())
         reconcileReplies.failAll(CancellationError())
         for (_, waiter) in ackWaiters { waiter.continuation.resume(throwing: CancellationError()) }
         ackWaiters = [:]
+    }
+
+    private func finish() async {
         await log.reconcileEnd(prefix: "\(connection)/")
         status?.state = "disconnected"
         if let failure { status?.lastError = "\(failure)" }
@@ -358,6 +370,7 @@ actor PeerSession {
 
     private func waitForAck(stream: UInt32, batch: UInt32) async throws {
         if acked[stream, default: 0] >= batch { return }
+        if hasEnded || Task.isCancelled { throw CancellationError() }
         try await withCheckedThrowingContinuation { ackWaiters[stream] = (batch, $0) }
     }
 
@@ -522,6 +535,8 @@ final class PendingReplies<Value: Sendable> {
     private var expected = Set<UInt32>()
     private var arrived: [UInt32: Value] = [:]
     private var waiters: [UInt32: CheckedContinuation<Value, any Error>] = [:]
+    /// Set once the session ends: later waits fail at once.
+    private var closed = false
 
     func expect(_ id: UInt32) { expected.insert(id) }
 
@@ -535,10 +550,12 @@ final class PendingReplies<Value: Sendable> {
     func wait(for id: UInt32, isolation: isolated (any Actor)? = #isolation) async throws -> Value {
         if let value = arrived.removeValue(forKey: id) { return value }
         try Task.checkCancellation()
+        if closed { throw CancellationError() }
         return try await withCheckedThrowingContinuation { waiters[id] = $0 }
     }
 
     func failAll(_ error: any Error) {
+        closed = true
         for waiter in waiters.values { waiter.resume(throwing: error) }
         waiters = [:]
         expected = []

@@ -49,15 +49,17 @@ struct HostPort: Sendable, Hashable, CustomStringConvertible {
     let host: String
     let port: Int
 
+    /// Validates like the peer list (``PeerAddress/components(of:)``), except that port 0 (any
+    /// free port) is allowed, for listening.
     init(parsing text: String) throws(SyncConfigurationError) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { throw .badAddress(text) }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw .badAddress(text) }
-        self.host = host
-        self.port = port
+        let anyPort = text.hasSuffix(":0")
+        do {
+            let (host, port) = try PeerAddress.components(of: anyPort ? String(text.dropLast()) + "1" : text)
+            self.host = host
+            self.port = anyPort ? 0 : port
+        } catch {
+            throw .badAddress(text)
+        }
     }
 
     var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

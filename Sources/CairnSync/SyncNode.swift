@@ -155,7 +155,7 @@ public actor SyncNode: Service {
                 for peer in try await wantedPeers() where !dialers.contains(peer.address) {
                     dialers.insert(peer.address)
                     group.addTask {
-                        await self.dial(peer)
+                        await self.dial(peer.address)
                         await self.dialerEnded(peer.address)
                     }
                 }
@@ -171,21 +171,23 @@ public actor SyncNode: Service {
 
     private func dialerEnded(_ address: String) { dialers.remove(address) }
 
-    private func isWanted(_ address: String) async -> Bool {
-        (try? await wantedPeers().contains { $0.address == address }) ?? true
+    /// The peer-list entry for `address` as it is now (its pin may have changed), or `nil` once
+    /// it was removed.
+    private func wantedPeer(_ address: String) async -> PeerAddress? {
+        (try? await wantedPeers().first { $0.address == address }) ?? nil
     }
 
     private func isConnected(_ address: String) -> Bool {
         identities[address].map { sessions[$0] != nil } ?? false
     }
 
-    /// Dials `peer` until it is removed from the peer list: connect, run the session, and after
-    /// a failure wait `first × 2^failures` (capped at `max`, jittered ±50%).
-    private func dial(_ peer: PeerAddress) async {
-        guard let target = try? HostPort(parsing: peer.address) else { return }
+    /// Dials `address` until it is removed from the peer list: connect, run the session, and
+    /// after a failure wait `first × 2^failures` (capped at `max`, jittered ±50%).
+    private func dial(_ address: String) async {
+        guard let target = try? HostPort(parsing: address) else { return }
         let timeout = TimeAmount.milliseconds(configuration.idleTimeout.milliseconds)
         var failures = 0
-        while !Task.isCancelled, await isWanted(peer.address) {
+        while !Task.isCancelled, let peer = await wantedPeer(address) {
             if isConnected(peer.address) {
                 try? await Task.sleep(for: .milliseconds(500))
                 continue
