@@ -10,7 +10,7 @@ import Testing
 func testConfiguration() -> SyncConfiguration {
     var configuration = SyncConfiguration(listen: "127.0.0.1:0")
     configuration.reconcileInterval = .seconds(1)
-    configuration.idleTimeout = .seconds(3)
+    configuration.idleTimeout = .seconds(10)
     configuration.pushPollInterval = .milliseconds(5)
     configuration.mergeSettle = .milliseconds(100)
     configuration.reconnectBackoff = (.milliseconds(50), .milliseconds(500))
