@@ -31,6 +31,10 @@ extension CairnLog {
 
     package func rawEntries(_ ids: [Hash32]) throws -> [RawEntry] { try store.rawEntries(ids) }
 
+    package func entryIDs(afterSeq seq: Int64, limit: Int) throws -> (ids: [Hash32], lastSeq: Int64) {
+        try store.entryIDs(afterSeq: seq, limit: limit)
+    }
+
     package func rawEntries(afterSeq seq: Int64, limit: Int) throws -> (entries: [RawEntry], lastSeq: Int64) {
         try store.rawEntries(afterSeq: seq, limit: limit)
     }

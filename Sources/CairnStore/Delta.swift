@@ -97,6 +97,22 @@ extension LogStore {
         }
     }
 
+    /// Up to `limit` applied entry ids with seq > `afterSeq`, in seq order, and the last seq read
+    /// (== afterSeq when none): cheaper than ``rawEntries(afterSeq:limit:)`` when most of them
+    /// turn out not to be needed.
+    public func entryIDs(afterSeq: Int64, limit: Int) throws -> (ids: [Hash32], lastSeq: Int64) {
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.entryIDsAfterSeq).bind(.integer(afterSeq), .integer(Int64(limit)))
+            var ids: [Hash32] = []
+            var last = afterSeq
+            while try statement.step() {
+                last = statement.int64(0)
+                ids.append(Hash32(bytes: statement.blob(1)!)!)
+            }
+            return (ids, last)
+        }
+    }
+
     /// The raw form of an applied entry, with its value bytes when this node holds them.
     private func rawEntry(_ stored: StoredEntry) throws -> RawEntry {
         guard case .put(_, _, let ref) = stored.entry.payload, case .present(let bytes) = try value(ref.digest) else {

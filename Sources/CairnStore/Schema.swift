@@ -293,4 +293,6 @@ enum Schema {
 
     /// The id of the newest entry applied at or before a sequence number (the have sample).
     static let entryIDAtOrBeforeSeq = "SELECT id FROM entries WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1"
+    /// Ids after a sequence number, in seq order (what the pusher checks before reading entries).
+    static let entryIDsAfterSeq = "SELECT seq, id FROM entries WHERE seq > ?1 ORDER BY seq LIMIT ?2"
 }

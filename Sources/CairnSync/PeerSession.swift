@@ -469,6 +469,12 @@ actor PeerSession {
 
     // MARK: - Live push
 
+    /// Which of `ids` a push to this peer would carry.
+    func lacking(_ ids: [Hash32]) -> [Hash32] {
+        guard identity != nil, capabilities.contains(Self.pushCapability) else { return [] }
+        return ids.filter { !known.contains($0) }
+    }
+
     /// Sends new local entries the peer is not known to hold. A peer too slow to take them
     /// loses the push (its queue is bounded); the next anti-entropy round repairs it.
     func push(_ entries: [RawEntry]) async {

@@ -308,9 +308,16 @@ public actor SyncNode: Service {
             try await Task.sleep(for: configuration.pushPollInterval)
             let last = try await log.lastSeq()
             while pushed < last {
-                let (entries, through) = try await log.rawEntries(afterSeq: pushed, limit: configuration.batchEntries)
-                if entries.isEmpty { break }
-                for session in sessions.values { await session.push(entries) }
+                // Ids first: entries every peer already holds (most of what a catch-up brings
+                // in) are never read back.
+                let (ids, through) = try await log.entryIDs(afterSeq: pushed, limit: configuration.batchEntries)
+                if ids.isEmpty { break }
+                var wanted = Set<Hash32>()
+                for session in sessions.values { wanted.formUnion(await session.lacking(ids)) }
+                if !wanted.isEmpty {
+                    let entries = try await log.rawEntries(ids.filter(wanted.contains))
+                    for session in sessions.values { await session.push(entries) }
+                }
                 pushed = through
             }
         }
