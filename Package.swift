@@ -41,7 +41,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "CairnSync", dependencies: [
-            "Cairn", "CairnNoise", "CairnReconcile",
+            "Cairn", "CairnNoise", "CairnReconcile", "CSodium",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
