@@ -116,8 +116,8 @@ struct SyncBenchmark {
                 return held.0 >= union && held.1 >= union
             }
         }
-        let bytes = ["sent", "received"].map { metricValue(b.node, "cairn_rbsr_bytes_total{direction=\"\($0)\"}") }
-        let rounds = metricValue(b.node, "cairn_rbsr_rounds_total")
+        let bytes = ["sent", "received"].map { b.node.metrics.value(of: "cairn_rbsr_bytes_total{direction=\"\($0)\"}") }
+        let rounds = b.node.metrics.value(of: "cairn_rbsr_rounds_total")
         print(String(format: "anti-entropy, %d vs %d entries, %d differences: %.0f round trips, %.1f KB sent + %.1f KB received, %.2f s until both hold all %d (includes ≤ 1 s until the dialer rereads its peer list)",
                      aCount, bCount, diffs, rounds, bytes[0] / 1000, bytes[1] / 1000, elapsed, union))
         await a.stop()
@@ -188,13 +188,6 @@ struct SyncBenchmark {
 
     func waitUntil(_ condition: () async throws -> Bool) async throws {
         while !(try await condition()) { try await Task.sleep(for: .milliseconds(2)) }
-    }
-
-    func metricValue(_ node: SyncNode, _ series: String) -> Double {
-        for line in node.metrics.text().split(separator: "\n") where line.hasPrefix(series + " ") {
-            return Double(line.dropFirst(series.count + 1)) ?? 0
-        }
-        return 0
     }
 
     func remove(_ nodes: Node...) {

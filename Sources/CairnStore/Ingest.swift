@@ -73,7 +73,7 @@ public enum RejectReason: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// An entry as received: raw body and signature bytes, optionally the id the sender claims and
 /// the value bytes of a put.
-public struct RawEntry: Sendable {
+public struct RawEntry: Sendable, Equatable {
     public var body: [UInt8]
     public var signature: [UInt8]
     public var claimedID: Hash32?

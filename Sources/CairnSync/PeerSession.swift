@@ -478,8 +478,8 @@ actor PeerSession {
     /// Sends new local entries the peer is not known to hold. A peer too slow to take them
     /// loses the push (its queue is bounded); the next anti-entropy round repairs it.
     func push(_ entries: [RawEntry]) async {
-        guard identity != nil, capabilities.contains(Self.pushCapability) else { return }
-        let fresh = entries.filter { $0.claimedID.map { !known.contains($0) } ?? true }
+        let lacking = Set(lacking(entries.compactMap(\.claimedID)))
+        let fresh = entries.filter { $0.claimedID.map(lacking.contains) ?? false }
         guard !fresh.isEmpty else { return }
         guard await sender.queuedBytes < config.maxQueuedBytes else {
             logger.notice("peer is slow; skipping a push, anti-entropy will repair")

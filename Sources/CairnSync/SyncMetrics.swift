@@ -49,4 +49,13 @@ public final class SyncMetrics: Sendable {
 
     /// The metrics in the Prometheus text exposition format (version 0.0.4).
     public func text() -> String { registry.emitToString() }
+
+    /// The value of one series as the text shows it, e.g.
+    /// `value(of: "cairn_entries_rejected_total{reason=\"bad_signature\"}")`; 0 when absent.
+    public func value(of series: String) -> Double {
+        for line in text().split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1)) ?? 0
+        }
+        return 0
+    }
 }

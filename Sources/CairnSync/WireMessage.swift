@@ -48,12 +48,6 @@ enum SyncMessage: Equatable, Sendable {
     }
 }
 
-extension RawEntry: Equatable {
-    public static func == (a: RawEntry, b: RawEntry) -> Bool {
-        a.body == b.body && a.signature == b.signature && a.claimedID == b.claimedID && a.value == b.value
-    }
-}
-
 /// Why a received message was refused; the session is dropped.
 public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     case truncated(field: String)

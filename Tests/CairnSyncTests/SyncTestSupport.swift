@@ -143,12 +143,7 @@ func awaitConvergence(_ nodes: [TestNode], seconds: Double = 60) async throws ->
 
 /// A metric's value from the Prometheus text (0 when absent), e.g.
 /// `metric(node, "cairn_entries_rejected_total{reason=\"bad_signature\"}")`.
-func metric(_ node: SyncNode, _ series: String) -> Double {
-    for line in node.metrics.text().split(separator: "\n") where line.hasPrefix(series + " ") {
-        return Double(line.dropFirst(series.count + 1)) ?? 0
-    }
-    return 0
-}
+func metric(_ node: SyncNode, _ series: String) -> Double { node.metrics.value(of: series) }
 
 /// Counts the merge entries in a log.
 func mergeCount(_ log: CairnLog) async throws -> Int {
