@@ -36,7 +36,7 @@ extension LogStore {
             var heads = try self.heads()
             while heads.count > 1 {
                 let joined = Array(heads.suffix(EntryBody.maxParents))
-                let merge = try appendOne(.merge(decisions: try mergeDecisions(joining: joined)), value: nil, parents: joined, signer: signer)
+                let merge = try appendOne(.merge(decisions: try mergeDecisions(joining: joined.map(\.id))), value: nil, parents: joined, signer: signer)
                 written.append(merge)
                 heads = try self.heads()
             }
@@ -60,7 +60,21 @@ extension LogStore {
             throw StoreError.invalidEntry(error)
         }
         if let reason = try authorizationProblem(entry) { throw StoreError.notAuthorized(signer.publicKey, reason) }
+        if let change = WriterSetEntry(entry) { try checkWriterChange(change) }
         try apply(entry, value: value)
         return entry
+    }
+
+    /// Refuses a local writer-set change that would take no effect (an admin revoking itself:
+    /// the revocation would void its own authority) or leave no admin able to change the
+    /// writer set again.
+    private func checkWriterChange(_ change: WriterSetEntry) throws {
+        let after = WriterSet(try storedWriterSetEntries() + [change])
+        guard after.effective.contains(change.id) else {
+            throw StoreError.refusedWriterChange("a key cannot revoke itself (the revocation would take no effect); have another admin revoke it")
+        }
+        guard !after.admins(at: change.hlc).isEmpty else {
+            throw StoreError.refusedWriterChange("this would revoke the last admin; grant another key admin first")
+        }
     }
 }

@@ -27,6 +27,9 @@ public enum RejectReason: Error, Equatable, Sendable, CustomStringConvertible {
     case foreignGenesis
     /// The orphan pool is full; the entry can be sent again once its parents are here.
     case orphanPoolFull
+    /// A merge whose recorded decisions differ from those its parents' ancestry gives (a wrong
+    /// winner, a missing key, an entry that is not there).
+    case mergeDecisionsMismatch
 
     public var description: String {
         switch self {
@@ -41,15 +44,7 @@ public enum RejectReason: Error, Equatable, Sendable, CustomStringConvertible {
         case .unexpectedValue: "value bytes sent with an entry that has no value"
         case .foreignGenesis: "genesis entry of another log"
         case .orphanPoolFull: "orphan pool full"
-        }
-    }
-
-    /// Whether missing ancestors could not change the verdict (they could bring the grant that
-    /// an unknown author or a non-admin lacks).
-    var isFinalWithoutAncestors: Bool {
-        switch self {
-        case .unknownAuthor, .notAdmin: false
-        default: true
+        case .mergeDecisionsMismatch: "merge decisions differ from those its parents' ancestry gives"
         }
     }
 
@@ -67,6 +62,7 @@ public enum RejectReason: Error, Equatable, Sendable, CustomStringConvertible {
         case .unexpectedValue: "unexpected_value"
         case .foreignGenesis: "foreign_genesis"
         case .orphanPoolFull: "orphan_pool_full"
+        case .mergeDecisionsMismatch: "bad_merge"
         }
     }
 }
@@ -192,28 +188,22 @@ extension LogStore {
         // One lookup per parent answers both "is it here?" and "is our HLC above it?".
         let parentHLCs = try entry.parents.map { try storedHLC(of: $0) }
         let missing = zip(entry.parents, parentHLCs).compactMap { $1 == nil ? $0 : nil }
-        var inert = false
-        switch try authorizationProblem(entry) {
-        case nil: break
-        case .revokedAuthor?:
-            // Stored inert, exactly as on a node that applied it before the revocation came:
-            // every node then holds the same entries whatever the arrival order.
-            inert = true
-        case let reason?:
-            // The grant that makes the author a writer (or an admin) may be among the missing
-            // ancestors: judge the author once they are here.
-            if missing.isEmpty || reason.isFinalWithoutAncestors { return .rejected(reason) }
-        }
+        // Who may write decides only whether an entry is inert (the writer-set rule, a function
+        // of the entry set). An author no grant names at all is refused, unless its grant may be
+        // among the missing ancestors: no honest node signs before its grant reached it, so the
+        // grant is in the ancestry of everything it signs.
+        if try writerStatus(entry.author).role == nil && missing.isEmpty { return .rejected(.unknownAuthor(entry.author)) }
         if let reason = valueProblem(entry, value) { return .rejected(reason) }
         if !missing.isEmpty { return try keepOrphan(entry, value: value, waitingFor: missing, now: now) }
         for (parent, hlc) in zip(entry.parents, parentHLCs) where hlc! >= entry.hlc {
             return .rejected(.hlcNotAboveParent(parent: parent))
         }
+        if let reason = try mergeProblem(entry) { return .rejected(reason) }
         if entry.hlc.wallMilliseconds > now + options.maxFutureSkewMilliseconds {
             try quarantine(entry, value: value, now: now)
             return .quarantined
         }
-        try apply(entry, value: value, inert: inert)
+        try apply(entry, value: value)
         report.applied.append(entry.id)
         try releaseOrphans(of: entry.id, now: now, report: &report)
         return .applied
@@ -332,11 +322,13 @@ extension LogStore {
 
     /// Writes a fully checked entry: row, parent edges, heads, value, state, writer set, clock.
     ///
-    /// An `inert` entry (by an author revoked at its HLC) gets the same rows as one made inert
-    /// later by ``applyRevocation(of:from:)`` — value and writer event included — but never
-    /// enters the state, and its writer events (inert) neither grant nor revoke.
-    func apply(_ entry: SignedEntry, value: [UInt8]?, inert: Bool = false) throws {
+    /// Whether it is inert follows from the writer set: a put, delete or merge by a key that may
+    /// not write at its HLC is stored inert (kept in the DAG, never in the state); a writer-set
+    /// entry is recorded and the writer set recomputed, which sets its own inert flag.
+    func apply(_ entry: SignedEntry, value: [UInt8]?) throws {
         let target = entry.payload.target
+        let writerSetEntry = WriterSetEntry(entry)
+        let inert = try writerSetEntry == nil && writerStatus(entry.author).problem(for: entry.author, at: entry.hlc, needsAdmin: false) != nil
         try database.prepare(Schema.insertEntry).bind(
             .blob(entry.id.bytes), .integer(entry.hlc.rawValue), .blob(entry.author.bytes),
             .integer(entry.kind.rawValue), target.map { .text($0.bucket) } ?? .null, target.map { .text($0.key) } ?? .null,
@@ -354,13 +346,9 @@ extension LogStore {
             if !inert { try updateState(bucket: bucket, key: key, with: entry) }
         case .delete(let bucket, let key):
             if !inert { try updateState(bucket: bucket, key: key, with: entry) }
-        case .genesis(_, let writers):
-            for grant in writers { try recordWriterEvent(entry.id, key: grant.key, role: grant.role, revokedFrom: nil) }
-        case .addWriter(let grant):
-            try recordWriterEvent(entry.id, key: grant.key, role: grant.role, revokedFrom: nil)
-        case .revokeWriter(let key, let from):
-            try recordWriterEvent(entry.id, key: key, role: nil, revokedFrom: from)
-            if !inert { try applyRevocation(of: key, from: from) }
+        case .genesis, .addWriter, .revokeWriter:
+            if let writerSetEntry { try recordWriterEvents(of: writerSetEntry) }
+            try recomputeWriterSet()
         case .merge:
             break  // a merge records decisions already reflected in the state
         }

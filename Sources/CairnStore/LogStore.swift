@@ -32,6 +32,11 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case notAuthorized(PublicKey, RejectReason)
     /// A local entry failed a format rule.
     case invalidEntry(EntryFormatError)
+    /// A stored row cannot be read (it names the table): run `verify`, then `verify --repair`.
+    case corrupt(String)
+    /// A writer-set change that would leave the log without an admin, or that could never take
+    /// effect (an admin revoking itself): the reason says which.
+    case refusedWriterChange(String)
 
     public var description: String {
         switch self {
@@ -42,6 +47,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case .ambiguousPrefix(let prefix): "entry id prefix \(prefix) is ambiguous"
         case .notAuthorized(let key, let reason): "key \(key.hex.prefix(16))… may not write: \(reason)"
         case .invalidEntry(let error): "invalid entry: \(error)"
+        case .corrupt(let what): "the log is corrupt: \(what) (run `cairn verify`)"
+        case .refusedWriterChange(let reason): reason
         }
     }
 }
@@ -116,7 +123,10 @@ public final class LogStore {
         // A read-only connection cannot migrate; it reads an older file's tables as they are
         // (only the newer tables are missing), and the next read-write open migrates it.
         if version < Schema.version && !readOnly { try migrate(db) }
-        return try LogStore(database: db, logID: logID, options: options)
+        let store = try LogStore(database: db, logID: logID, options: options)
+        // Version 3 derives the writer set into its own table: fill it from the entries.
+        if version < 3 && !readOnly { try store.database.writeTransaction { try store.recomputeWriterSet() } }
+        return store
     }
 
     /// Brings an older file up to ``Schema/version`` in one transaction. The version is read

@@ -4,12 +4,13 @@
 enum Schema {
     /// Bumped whenever the tables change. An older file is brought up to date on open by
     /// ``migrations``; a newer one is refused rather than misread.
-    static let version: Int64 = 2
+    static let version: Int64 = 3
 
     /// The statements that take a file from schema version `n` (the key) to `n + 1`. Changes
     /// only ever add tables, so a migrated file loses nothing.
     static let migrations: [Int64: String] = [
-        1: createPeerTables
+        1: createPeerTables,
+        2: createWritersTable,
     ]
 
     static let pragmas = """
@@ -109,6 +110,17 @@ enum Schema {
         CREATE INDEX writer_events_key ON writer_events(key);
 
         \(createPeerTables)
+        \(createWritersTable)
+        """
+
+    /// Schema version 3: the writer set, derived from `writer_events` by the writer-set rule.
+    /// A file migrated to it has the table filled (and inert flags brought in line) on open.
+    static let createWritersTable = """
+        CREATE TABLE writers(
+            key BLOB PRIMARY KEY,
+            role INTEGER,             -- 0 writer, 1 admin; NULL: only ever revoked, never granted
+            revoked_from INTEGER      -- the HLC from which the key may not write; NULL: not revoked
+        ) WITHOUT ROWID;
         """
 
     // MARK: meta
@@ -141,7 +153,6 @@ enum Schema {
     static let maxHLC = "SELECT max(hlc) FROM entries"
     static let maxSeq = "SELECT max(seq) FROM entries"
     static let entryCount = "SELECT count(*) FROM entries"
-    static let markInert = "UPDATE entries SET inert = 1 WHERE author = ?1 AND hlc >= ?2 AND inert = 0 RETURNING bucket, key"
 
     // MARK: parents and heads
     static let insertParent = "INSERT INTO parents(child, parent) VALUES(?1, ?2)"
@@ -206,6 +217,30 @@ enum Schema {
           AND NOT EXISTS (SELECT 1 FROM state s WHERE s.bucket = e.bucket AND s.key = e.key)
         """
 
+    // MARK: verify and repair
+    static let writerSetBodies = "SELECT body, sig FROM entries WHERE kind IN (1, 5, 6)"
+    static let allState = "SELECT bucket, key, entry_id, hlc, author, deleted, value_digest, value_length FROM state"
+    static let valueLength = "SELECT length, purged FROM value_store WHERE digest = ?1"
+    static let allOrphans = "SELECT id, body, sig FROM orphans"
+    static let allQuarantined = "SELECT id, body, sig FROM quarantine"
+    static let waitsOfOrphan = "SELECT parent FROM orphan_waits WHERE orphan = ?1"
+    static let strayOrphanWaits = "SELECT orphan FROM orphan_waits w WHERE NOT EXISTS (SELECT 1 FROM orphans o WHERE o.id = w.orphan)"
+    static let liveKeys = "SELECT DISTINCT bucket, key FROM entries WHERE bucket IS NOT NULL AND inert = 0"
+    static let forgetValueBytes = "UPDATE value_store SET data = NULL WHERE digest = ?1"
+    static let rewriteEntryColumns = """
+        UPDATE entries SET hlc = ?2, author = ?3, kind = ?4, bucket = ?5, key = ?6, inert = (?4 IN (2, 3, 4))
+        WHERE seq = ?1
+        """
+    /// Everything `repair` rebuilds from the entries. Puts, deletes and merges start inert and
+    /// the writer-set recomputation clears the flag of every key that may write.
+    static let clearDerivedTables = """
+        DELETE FROM parents; DELETE FROM heads; DELETE FROM state; DELETE FROM writer_events;
+        DELETE FROM writers; DELETE FROM orphan_waits;
+        """
+    static let rebuildHeads = """
+        INSERT INTO heads(id) SELECT e.id FROM entries e WHERE NOT EXISTS (SELECT 1 FROM parents p WHERE p.parent = e.id)
+        """
+
     // MARK: orphans
     static let insertOrphan = "INSERT OR IGNORE INTO orphans(id, body, sig, value, received_ms) VALUES(?1, ?2, ?3, ?4, ?5)"
     static let insertOrphanWait = "INSERT OR IGNORE INTO orphan_waits(parent, orphan) VALUES(?1, ?2)"
@@ -243,9 +278,24 @@ enum Schema {
         SELECT w.role, w.revoked_from, e.inert FROM writer_events w JOIN entries e ON e.id = w.entry_id
         WHERE w.key = ?1
         """
-    static let writerGrantsByAuthorSince = "SELECT id FROM entries WHERE author = ?1 AND hlc >= ?2 AND kind = 5"
-    static let keysGrantedBy = "SELECT key FROM writer_events WHERE entry_id = ?1 AND role IS NOT NULL"
-    static let writerKeys = "SELECT DISTINCT key FROM writer_events ORDER BY key"
+    /// Every writer-set event with its entry's LWW position (the writer-set rule's input).
+    static let writerSetEvents = """
+        SELECT e.id, e.hlc, e.author, e.kind, w.key, w.role, w.revoked_from
+        FROM writer_events w JOIN entries e ON e.id = w.entry_id
+        """
+    static let writerRow = "SELECT role, revoked_from FROM writers WHERE key = ?1"
+    static let writersTable = "SELECT key, role, revoked_from FROM writers ORDER BY key"
+    static let upsertWriter = """
+        INSERT INTO writers(key, role, revoked_from) VALUES(?1, ?2, ?3)
+        ON CONFLICT(key) DO UPDATE SET role = excluded.role, revoked_from = excluded.revoked_from
+        """
+    static let deleteWriter = "DELETE FROM writers WHERE key = ?1"
+    static let setInert = "UPDATE entries SET inert = ?2 WHERE id = ?1 AND inert != ?2"
+    /// Sets the inert flag of a key's puts, deletes and merges: inert from HLC ?2 on.
+    static let markAuthorInert = """
+        UPDATE entries SET inert = (hlc >= ?2) WHERE author = ?1 AND kind IN (2, 3, 4) AND inert != (hlc >= ?2)
+        RETURNING bucket, key
+        """
 
     // MARK: - Peers
 

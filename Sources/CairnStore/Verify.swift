@@ -26,36 +26,76 @@ public struct VerifyReport: Sendable {
 }
 
 extension LogStore {
-    /// Checks everything, like `git fsck`: the SQLite file, every entry's encoding, id,
-    /// signature and stored columns, every parent link (present, applied earlier, lower HLC),
-    /// the writer rules, the heads, the materialized state and every stored value's digest.
+    /// Checks everything, like `git fsck`, recomputing every derived table from the signed
+    /// entries alone: the SQLite file; every entry's encoding, id, signature and stored columns;
+    /// every parent link (present, applied earlier, lower HLC) and edge row; the writer set
+    /// (`writer_events`, `writers`) and every inert flag by the writer-set rule; every merge's
+    /// decisions; the heads; the state of every key (winner, tombstone, value digest and
+    /// length); value presence and bytes; and the orphan and quarantine bookkeeping.
     ///
-    /// Streams the log in batches, so memory stays bounded. `progress(done, total)` is called
-    /// after each batch.
+    /// Streams the log in batches: memory is bounded by the batch and the writer-set entries.
+    /// `progress(done, total)` is called after each batch.
+    ///
+    /// - Throws: SQLite errors reading the file (a problem found is reported, not thrown).
     public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerifyReport {
         var report = VerifyReport()
         try database.readTransaction {
             try checkSQLiteIntegrity(&report)
             let total = try entryCount()
-            writerCache.removeAll()
+            let writerSet = try checkWriterSet(&report)
             try forEachEntryRow { row in
                 report.entriesChecked += 1
-                try check(row, into: &report)
+                try check(row, writerSet: writerSet, into: &report)
                 if report.entriesChecked % 1000 == 0 { progress(report.entriesChecked, total) }
             }
             progress(report.entriesChecked, total)
             try checkHeads(&report)
             try checkState(&report)
             try checkValues(&report)
+            try checkPending(&report)
         }
         return report
+    }
+
+    /// Rebuilds every derived table from the signed entries, in one transaction: the stored
+    /// columns and parent edges of each entry, `writer_events`, `writers` and the inert flags,
+    /// the heads, the state, value rows for every put (bytes that do not match their digest are
+    /// dropped, to be fetched again), and the orphans' wait list. Entry bodies and signatures
+    /// are never rewritten; an entry whose body does not decode or whose id or signature is
+    /// wrong cannot be repaired and is reported by `verify` still.
+    ///
+    /// - Throws: SQLite errors; the transaction then rolls back and nothing changes.
+    public func repair() throws {
+        try database.writeTransaction {
+            try database.execute(Schema.clearDerivedTables)
+            try forEachEntryRow { row in
+                guard let entry = try? SignedEntry(bodyBytes: row.body, signature: row.sig), entry.id.bytes == row.id else { return }
+                let target = entry.payload.target
+                try database.prepare(Schema.rewriteEntryColumns).bind(
+                    .int(row.seq), .integer(entry.hlc.rawValue), .blob(entry.author.bytes), .integer(entry.kind.rawValue),
+                    target.map { .text($0.bucket) } ?? .null, target.map { .text($0.key) } ?? .null
+                ).run()
+                for parent in entry.parents {
+                    try database.prepare(Schema.insertParent).bind(.blob(entry.id.bytes), .blob(parent.bytes)).run()
+                }
+                if case .put(_, _, let ref) = entry.payload {
+                    try database.prepare(Schema.insertMissingValue).bind(.blob(ref.digest.bytes), .integer(ref.length)).run()
+                }
+                if let writerSetEntry = WriterSetEntry(entry) { try recordWriterEvents(of: writerSetEntry) }
+            }
+            try database.execute(Schema.rebuildHeads)
+            try dropMismatchedValues()
+            try recomputeWriterSet()
+            try rebuildState()
+            try rebuildOrphanWaits()
+        }
     }
 
     private func checkSQLiteIntegrity(_ report: inout VerifyReport) throws {
         let statement = try database.prepare(Schema.quickCheck)
         while try statement.step() {
             let line = statement.text(0) ?? ""
-            if line != "ok" { report.problems.append(VerifyProblem(entryID: nil, seq: nil, message: "SQLite: \(line)")) }
+            if line != "ok" { report.problem("SQLite: \(line)") }
         }
     }
 
@@ -83,7 +123,43 @@ extension LogStore {
         }
     }
 
-    private func check(_ row: EntryRow, into report: inout VerifyReport) throws {
+    /// Recomputes the writer set from the signed writer-set entries and compares it with
+    /// `writer_events` and `writers`. Returns the recomputed set, against which every inert
+    /// flag is then checked.
+    private func checkWriterSet(_ report: inout VerifyReport) throws -> WriterSet {
+        var entries: [WriterSetEntry] = []
+        let statement = try database.prepare(Schema.writerSetBodies)
+        while try statement.step() {
+            guard let body = statement.blob(0), let sig = statement.blob(1),
+                  let entry = try? SignedEntry(bodyBytes: body, signature: sig), let change = WriterSetEntry(entry)
+            else { continue }  // the entry pass reports it
+            entries.append(change)
+        }
+        let recomputed = WriterSet(entries)
+        func line(_ change: WriterSetEntry, _ event: WriterSetEntry.Event) -> String {
+            switch event {
+            case .grant(let key, let role): "\(change.id.hex) grants \(key.hex) \(role)"
+            case .revoke(let key, let from): "\(change.id.hex) revokes \(key.hex) from \(from.rawValue)"
+            }
+        }
+        let expectedEvents = Set(entries.flatMap { change in change.events.map { line(change, $0) } })
+        let storedEvents = Set(try storedWriterSetEntries().flatMap { change in change.events.map { line(change, $0) } })
+        for line in expectedEvents.subtracting(storedEvents).sorted() { report.problem("writer_events lacks: \(line)") }
+        for line in storedEvents.subtracting(expectedEvents).sorted() { report.problem("writer_events has a row no entry signs: \(line)") }
+        var stored: [PublicKey: WriterStatus] = [:]
+        for info in try writers() { stored[info.key] = info.status }
+        for key in Set(stored.keys).union(recomputed.statuses.keys).sorted() where stored[key] != recomputed.statuses[key] {
+            report.problem("writers: \(key.hex) is \(describe(stored[key])), the writer-set rule gives \(describe(recomputed.statuses[key]))")
+        }
+        return recomputed
+    }
+
+    private func describe(_ status: WriterStatus?) -> String {
+        guard let status else { return "absent" }
+        return "\(status.role.map(\.description) ?? "no role")\(status.revokedFrom.map { ", revoked from \($0.rawValue)" } ?? "")"
+    }
+
+    private func check(_ row: EntryRow, writerSet: WriterSet, into report: inout VerifyReport) throws {
         func problem(_ message: String) {
             report.problems.append(VerifyProblem(entryID: Hash32(bytes: row.id), seq: row.seq, message: message))
         }
@@ -97,12 +173,26 @@ extension LogStore {
         if !entry.hasValidSignature { problem("bad signature") }
         let target = entry.payload.target
         if row.hlc != Int64(bitPattern: entry.hlc.rawValue) || row.author != entry.author.bytes
-            || row.kind != Int64(entry.kind.rawValue) || row.bucket != target?.bucket || row.key != target?.key
+            || row.kind != Int64(entry.kind.rawValue) || !sameText(row.bucket, target?.bucket) || !sameText(row.key, target?.key)
         {
             problem("stored columns disagree with the signed body")
         }
         try checkParents(entry, seq: row.seq, problem: problem)
-        try checkWriterRule(entry, seq: row.seq, inert: row.inert, problem: problem)
+        let inert = writerSet.isInert(id: entry.id, kind: entry.kind, author: entry.author, hlc: entry.hlc)
+        if row.inert != inert { problem("inert flag is \(row.inert), the writer-set rule gives \(inert)") }
+        if case .genesis = entry.payload {} else if writerSet.status(of: entry.author).role == nil {
+            problem("writer rule: \(RejectReason.unknownAuthor(entry.author))")
+        }
+        if case .merge = entry.payload, let reason = try? mergeProblem(entry) { problem("\(reason)") }
+        if case .put(_, _, let ref) = entry.payload { try checkValueRow(ref, problem: problem) }
+    }
+
+    private func sameText(_ a: String?, _ b: String?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): true
+        case let (x?, y?): x.utf8.elementsEqual(y.utf8)
+        default: false
+        }
     }
 
     private func checkParents(_ entry: SignedEntry, seq: Int64, problem: (String) -> Void) throws {
@@ -122,14 +212,12 @@ extension LogStore {
         if Set(try parentEdges(of: entry.id)) != Set(entry.parents) { problem("parent edges disagree with the signed body") }
     }
 
-    private func checkWriterRule(_ entry: SignedEntry, seq: Int64, inert: Bool, problem: (String) -> Void) throws {
-        if case .genesis = entry.payload { return }
-        let reason = try authorizationProblem(entry)
-        switch (reason, inert) {
-        case (nil, true): problem("marked inert, but its author may write at its HLC")
-        case (.some(.revokedAuthor), true): break  // its author was revoked at its HLC, before or after it arrived
-        case (.some(let reason), _): problem("writer rule: \(reason)")
-        case (nil, false): break
+    /// Every put has a value row of its digest and length (the bytes may be purged or missing).
+    private func checkValueRow(_ ref: ValueRef, problem: (String) -> Void) throws {
+        let statement = try database.prepare(Schema.valueLength).bind(.blob(ref.digest.bytes))
+        guard try statement.step() else { return problem("value \(ref.digest.shortHex()) has no value_store row") }
+        if statement.int64(0) != Int64(ref.length) && statement.int64(1) == 0 {
+            problem("value \(ref.digest.shortHex()) has length \(statement.int64(0)) in value_store, \(ref.length) signed")
         }
     }
 
@@ -143,14 +231,30 @@ extension LogStore {
         }
     }
 
+    /// Every state row equals its key's LWW winner among the live writes (the inert flags were
+    /// checked against the writer-set rule first), column by column; every key with live writes
+    /// has a row.
     private func checkState(_ report: inout VerifyReport) throws {
-        for (sql, message) in [(Schema.staleState, "state is not the LWW winner"), (Schema.missingState, "key has writes but no state")] {
-            let statement = try database.prepare(sql)
-            while try statement.step() {
-                let path = "\(statement.text(0) ?? "?")/\(statement.text(1) ?? "?")"
-                report.problems.append(VerifyProblem(entryID: nil, seq: nil, message: "\(path): \(message)"))
+        let rows = try database.prepare(Schema.allState)
+        while try rows.step() {
+            let bucket = rows.text(0) ?? "", key = rows.text(1) ?? ""
+            let path = "\(bucket)/\(key)"
+            let winner = try database.prepare(Schema.keyWinner).bind(.text(bucket), .text(key))
+            guard try winner.step(), let id = winner.blob(0).flatMap(Hash32.init(bytes:)) else {
+                report.problem("\(path): state row for a key with no live write")
+                continue
             }
+            guard let stored = try? entry(id: id) else { continue }  // the entry pass reports a body that does not decode
+            let entry = stored.entry
+            var ref: ValueRef?
+            if case .put(_, _, let r) = entry.payload { ref = r }
+            let matches = rows.blob(2) == entry.id.bytes && rows.int64(3) == Int64(entry.hlc.rawValue)
+                && rows.blob(4) == entry.author.bytes && (rows.int64(5) != 0) == (ref == nil)
+                && rows.blob(6) == ref?.digest.bytes && (rows.isNull(7) ? nil : rows.int64(7)) == ref.map { Int64($0.length) }
+            if !matches { report.problem("\(path): state is not the LWW winner \(entry.id.shortHex()) (entry, HLC, author, tombstone, value digest or length differ)") }
         }
+        let missing = try database.prepare(Schema.missingState)
+        while try missing.step() { report.problem("\(missing.text(0) ?? "?")/\(missing.text(1) ?? "?"): key has writes but no state") }
     }
 
     private func checkValues(_ report: inout VerifyReport) throws {
@@ -160,9 +264,77 @@ extension LogStore {
             let data = statement.blob(2) ?? []
             let ref = ValueRef(of: data)
             if ref.digest.bytes != statement.blob(0) || Int64(ref.length) != statement.int64(1) {
-                let digest = Hex.encode(statement.blob(0) ?? []).prefix(12)
-                report.problems.append(VerifyProblem(entryID: nil, seq: nil, message: "value \(digest) does not match its digest or length"))
+                report.problem("value \(Hex.encode(statement.blob(0) ?? []).prefix(12)) does not match its digest or length")
             }
         }
     }
+
+    /// Orphans and quarantined entries: each decodes to its id; each orphan waits for exactly
+    /// its parents that are not applied, and nothing waits for an orphan that is gone.
+    private func checkPending(_ report: inout VerifyReport) throws {
+        for (sql, table) in [(Schema.allOrphans, "orphans"), (Schema.allQuarantined, "quarantine")] {
+            let statement = try database.prepare(sql)
+            while try statement.step() {
+                let id = statement.blob(0) ?? []
+                guard let entry = try? SignedEntry(bodyBytes: statement.blob(1) ?? [], signature: statement.blob(2) ?? []),
+                      entry.id.bytes == id, entry.hasValidSignature
+                else {
+                    report.problem("\(table): \(Hex.encode(id).prefix(12)) does not decode to a signed entry of that id")
+                    continue
+                }
+                guard table == "orphans" else { continue }
+                let missing = try Set(entry.parents.filter { try storedHLC(of: $0) == nil })
+                if Set(try waits(of: entry.id)) != missing {
+                    report.problem("orphans: \(entry.id.shortHex()) does not wait for exactly its missing parents")
+                }
+            }
+        }
+        let stray = try database.prepare(Schema.strayOrphanWaits)
+        while try stray.step() { report.problem("orphan_waits: a row for \(Hex.encode(stray.blob(0) ?? []).prefix(12)), which is not an orphan") }
+    }
+
+    private func waits(of orphan: Hash32) throws -> [Hash32] {
+        let statement = try database.prepare(Schema.waitsOfOrphan).bind(.blob(orphan.bytes))
+        var out: [Hash32] = []
+        while try statement.step() { if let id = statement.blob(0).flatMap(Hash32.init(bytes:)) { out.append(id) } }
+        return out
+    }
+
+    // MARK: - Repair steps
+
+    private func dropMismatchedValues() throws {
+        var bad: [[UInt8]] = []
+        let statement = try database.prepare(Schema.allValues)
+        while try statement.step() {
+            let ref = ValueRef(of: statement.blob(2) ?? [])
+            if ref.digest.bytes != statement.blob(0) || Int64(ref.length) != statement.int64(1) { bad.append(statement.blob(0) ?? []) }
+        }
+        for digest in bad { try database.prepare(Schema.forgetValueBytes).bind(.blob(digest)).run() }
+    }
+
+    private func rebuildState() throws {
+        var keys: [KeyPath] = []
+        let statement = try database.prepare(Schema.liveKeys)
+        while try statement.step() {
+            if let bucket = statement.text(0), let key = statement.text(1) { keys.append(KeyPath(bucket: bucket, key: key)) }
+        }
+        for path in keys { try recomputeState(bucket: path.bucket, key: path.key) }
+    }
+
+    private func rebuildOrphanWaits() throws {
+        var orphans: [SignedEntry] = []
+        let statement = try database.prepare(Schema.allOrphans)
+        while try statement.step() {
+            if let entry = try? SignedEntry(bodyBytes: statement.blob(1) ?? [], signature: statement.blob(2) ?? []) { orphans.append(entry) }
+        }
+        for orphan in orphans {
+            for parent in orphan.parents where try storedHLC(of: parent) == nil {
+                try database.prepare(Schema.insertOrphanWait).bind(.blob(parent.bytes), .blob(orphan.id.bytes)).run()
+            }
+        }
+    }
+}
+
+extension VerifyReport {
+    mutating func problem(_ message: String) { problems.append(VerifyProblem(entryID: nil, seq: nil, message: message)) }
 }

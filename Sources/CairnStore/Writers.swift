@@ -1,13 +1,13 @@
 import CairnCore
 import CairnSQLite
 
-/// A key's standing in the writer set, derived from the live writer-set entries.
+/// A key's standing in the writer set, derived by the writer-set rule (``WriterSet``) from the
+/// writer-set entries alone, whatever order they arrived in.
 ///
-/// The rule is order-independent: a key may write an entry at HLC `h` iff some live grant names
-/// it and no live revocation of it has `from ≤ h`. Re-adding a revoked key does not lift the
-/// revocation (rotate to a new key instead), so the answer never depends on arrival order.
-/// A key granted only by entries that became inert keeps that role but counts as revoked from
-/// HLC zero: a node that applied its entries before the grants went inert made them all inert.
+/// A key may write an entry at HLC `h` iff some effective grant names it and no effective
+/// revocation of it has `from ≤ h`. Re-adding a revoked key does not lift the revocation
+/// (rotate to a new key instead). A key granted only by entries that took no effect keeps that
+/// role but counts as revoked from HLC zero.
 public struct WriterStatus: Sendable, Equatable {
     /// The highest role granted, or `nil` if the key was never granted.
     public let role: Role?
@@ -24,11 +24,6 @@ public struct WriterStatus: Sendable, Equatable {
         if let revokedFrom, hlc >= revokedFrom { return .revokedAuthor(key, since: revokedFrom) }
         return nil
     }
-
-    /// The higher of a role so far and a granted one.
-    fileprivate static func higher(_ current: Role?, _ granted: Role) -> Role {
-        current == .admin || granted == .admin ? .admin : .writer
-    }
 }
 
 /// A row of `cairn writers list`.
@@ -39,42 +34,36 @@ public struct WriterInfo: Sendable {
 
 extension LogStore {
     /// The standing of `key` in the writer set.
+    ///
+    /// - Throws: a SQLite error, or ``StoreError/corrupt(_:)`` for an unreadable row.
     public func writerStatus(_ key: PublicKey) throws -> WriterStatus {
-        try database.readTransaction {
-            if let cached = writerCache[key] { return cached }
-            var liveRole: Role?
-            var inertRole: Role?
-            var revokedFrom: HLC?
-            let statement = try database.prepare(Schema.writerEventsForKey).bind(.blob(key.bytes))
-            while try statement.step() {
-                let inert = statement.int64(2) != 0
-                if !statement.isNull(0), let granted = Role(rawValue: UInt8(statement.int64(0))) {
-                    if inert { inertRole = WriterStatus.higher(inertRole, granted) } else { liveRole = WriterStatus.higher(liveRole, granted) }
-                }
-                if !inert, !statement.isNull(1) {
-                    let from = HLC(rawValue: UInt64(statement.int64(1)))
-                    revokedFrom = min(revokedFrom ?? from, from)
-                }
-            }
-            let status = liveRole == nil && inertRole != nil
-                ? WriterStatus(role: inertRole, revokedFrom: .zero)
-                : WriterStatus(role: liveRole, revokedFrom: revokedFrom)
-            writerCache[key] = status
-            return status
+        if let cached = writerCache[key] { return cached }
+        let status = try database.readTransaction {
+            let statement = try database.prepare(Schema.writerRow).bind(.blob(key.bytes))
+            guard try statement.step() else { return WriterStatus(role: nil, revokedFrom: nil) }
+            return try WriterStatus(row: statement, table: "writers")
         }
+        writerCache[key] = status
+        return status
     }
 
-    /// Every key that appears in the writer set, with its standing.
+    /// Every key that appears in the writer set, with its standing, in key order.
+    ///
+    /// - Throws: a SQLite error, or ``StoreError/corrupt(_:)`` for an unreadable row.
     public func writers() throws -> [WriterInfo] {
         try database.readTransaction {
-            var keys: [PublicKey] = []
-            let statement = try database.prepare(Schema.writerKeys)
-            while try statement.step() { keys.append(PublicKey(bytes: statement.blob(0)!)!) }
-            return try keys.map { WriterInfo(key: $0, status: try writerStatus($0)) }
+            let statement = try database.prepare(Schema.writersTable)
+            var out: [WriterInfo] = []
+            while try statement.step() {
+                guard let key = statement.blob(0).flatMap(PublicKey.init(bytes:)) else { throw StoreError.corrupt("writers: a key is not 32 bytes") }
+                out.append(WriterInfo(key: key, status: try WriterStatus(row: statement, table: "writers", offset: 1)))
+            }
+            return out
         }
     }
 
-    /// Why the entry's author may not write it, or `nil` if it may.
+    /// Why the entry's author may not sign it locally, or `nil` if it may. (Received entries
+    /// are judged by the writer-set rule instead: see ``recomputeWriterSet()``.)
     func authorizationProblem(_ entry: SignedEntry) throws -> RejectReason? {
         let needsAdmin: Bool
         switch entry.kind {
@@ -84,53 +73,94 @@ extension LogStore {
         return try writerStatus(entry.author).problem(for: entry.author, at: entry.hlc, needsAdmin: needsAdmin)
     }
 
-    func recordWriterEvent(_ entryID: Hash32, key: PublicKey, role: Role?, revokedFrom: HLC?) throws {
-        try database.prepare(Schema.insertWriterEvent).bind(
-            .blob(entryID.bytes), .blob(key.bytes), role.map { .integer($0.rawValue) } ?? .null,
-            revokedFrom.map { .integer($0.rawValue) } ?? .null
-        ).run()
-        writerCache.removeAll()
-    }
-
-    /// Applies a revocation to what is already stored: the key's entries at or after `from`
-    /// become inert (kept in the DAG, dropped from the state), and so, transitively, do entries
-    /// of keys whose only grants came from entries that just became inert.
-    func applyRevocation(of key: PublicKey, from: HLC) throws {
-        var pending: [(PublicKey, HLC)] = [(key, from)]
-        // Keys already made inert from HLC zero here: each is done once, so grant cycles end.
-        var stripped = Set<PublicKey>()
-        while let (revoked, since) = pending.popLast() {
-            var touched = Set<KeyPath>()
-            var grantsLost: [PublicKey] = []
-            let mark = try database.prepare(Schema.markInert).bind(.blob(revoked.bytes), .integer(since.rawValue))
-            while try mark.step() {
-                if let bucket = mark.text(0), let key = mark.text(1) { touched.insert(KeyPath(bucket: bucket, key: key)) }
+    func recordWriterEvents(of entry: WriterSetEntry) throws {
+        for event in entry.events {
+            let row: [SQLiteValue]
+            switch event {
+            case .grant(let key, let role): row = [.blob(key.bytes), .integer(role.rawValue), .null]
+            case .revoke(let key, let from): row = [.blob(key.bytes), .null, .integer(from.rawValue)]
             }
-            let inertIDs = try inertWriterGrants(by: revoked, since: since)
-            writerCache.removeAll()
-            for id in inertIDs {
-                // Revoked from zero now means the key just lost its last live grant.
-                for granted in try grantedKeys(in: id) where try writerStatus(granted).revokedFrom == .zero {
-                    if stripped.insert(granted).inserted { grantsLost.append(granted) }
-                }
-            }
-            for path in touched { try recomputeState(bucket: path.bucket, key: path.key) }
-            pending += grantsLost.map { ($0, HLC.zero) }
+            try database.prepare(Schema.insertWriterEvent).bind([.blob(entry.id.bytes)] + row).run()
         }
     }
 
-    private func inertWriterGrants(by author: PublicKey, since: HLC) throws -> [Hash32] {
-        let statement = try database.prepare(Schema.writerGrantsByAuthorSince).bind(.blob(author.bytes), .integer(since.rawValue))
-        var ids: [Hash32] = []
-        while try statement.step() { ids.append(Hash32(bytes: statement.blob(0)!)!) }
-        return ids
+    /// The writer-set entries as stored (from `writer_events`), for the writer-set rule.
+    func storedWriterSetEntries() throws -> [WriterSetEntry] {
+        var byID: [Hash32: WriterSetEntry] = [:]
+        let statement = try database.prepare(Schema.writerSetEvents)
+        while try statement.step() {
+            guard let id = statement.blob(0).flatMap(Hash32.init(bytes:)), let author = statement.blob(2).flatMap(PublicKey.init(bytes:)),
+                  let key = statement.blob(4).flatMap(PublicKey.init(bytes:))
+            else { throw StoreError.corrupt("writer_events: an id or key is not 32 bytes") }
+            let event: WriterSetEntry.Event
+            if !statement.isNull(5), let role = Role(rawValue: UInt8(truncatingIfNeeded: statement.int64(5))) {
+                event = .grant(key, role)
+            } else if !statement.isNull(6) {
+                event = .revoke(key, from: HLC(rawValue: UInt64(bitPattern: statement.int64(6))))
+            } else {
+                throw StoreError.corrupt("writer_events: a row is neither a grant nor a revocation")
+            }
+            let old = byID[id]
+            byID[id] = WriterSetEntry(
+                id: id, hlc: HLC(rawValue: UInt64(bitPattern: statement.int64(1))), author: author,
+                isGenesis: statement.int64(3) == Int64(EntryKind.genesis.rawValue), events: (old?.events ?? []) + [event])
+        }
+        return Array(byID.values)
     }
 
-    private func grantedKeys(in entryID: Hash32) throws -> [PublicKey] {
-        let statement = try database.prepare(Schema.keysGrantedBy).bind(.blob(entryID.bytes))
-        var keys: [PublicKey] = []
-        while try statement.step() { keys.append(PublicKey(bytes: statement.blob(0)!)!) }
-        return keys
+    /// Brings the derived writer set up to date with the stored writer-set entries: the
+    /// `writers` table, the inert flag of every writer-set entry, and, for each key whose
+    /// standing changed, the inert flags of its other entries and the state of the keys they
+    /// wrote. Run after every applied writer-set entry, so the store is always a function of
+    /// its entry set (ARCHITECTURE.md, "The writer-set rule").
+    func recomputeWriterSet() throws {
+        let entries = try storedWriterSetEntries()
+        let set = WriterSet(entries)
+        writerCache.removeAll()
+        for entry in entries where !entry.isGenesis {
+            try database.prepare(Schema.setInert).bind(.blob(entry.id.bytes), .int(set.effective.contains(entry.id) ? 0 : 1)).run()
+        }
+        var stored: [PublicKey: WriterStatus] = [:]
+        for info in try writers() { stored[info.key] = info.status }
+        var touched = Set<KeyPath>()
+        for key in Set(stored.keys).union(set.statuses.keys) {
+            let status = set.status(of: key)
+            guard stored[key] != status else { continue }
+            if status.role == nil && status.revokedFrom == nil {
+                try database.prepare(Schema.deleteWriter).bind(.blob(key.bytes)).run()
+            } else {
+                try database.prepare(Schema.upsertWriter).bind(
+                    .blob(key.bytes), status.role.map { .integer($0.rawValue) } ?? .null,
+                    status.revokedFrom.map { .integer($0.rawValue) } ?? .null
+                ).run()
+            }
+            let mark = try database.prepare(Schema.markAuthorInert).bind(.blob(key.bytes), .integer(status.inertFrom.rawValue))
+            while try mark.step() {
+                if let bucket = mark.text(0), let key = mark.text(1) { touched.insert(KeyPath(bucket: bucket, key: key)) }
+            }
+        }
+        writerCache.removeAll()
+        for path in touched { try recomputeState(bucket: path.bucket, key: path.key) }
+    }
+}
+
+extension WriterStatus {
+    /// Reads `role, revoked_from` at `offset` of a row of `table`.
+    init(row statement: Statement, table: String, offset: Int32 = 0) throws {
+        var role: Role?
+        if !statement.isNull(offset) {
+            guard let r = Role(rawValue: UInt8(truncatingIfNeeded: statement.int64(offset))) else { throw StoreError.corrupt("\(table): unknown role") }
+            role = r
+        }
+        let from = statement.isNull(offset + 1) ? nil : HLC(rawValue: UInt64(bitPattern: statement.int64(offset + 1)))
+        self.init(role: role, revokedFrom: from)
+    }
+
+    /// The HLC from which the key's puts, deletes and merges are inert: zero if it may never
+    /// write, past every HLC if it is not revoked.
+    var inertFrom: HLC {
+        guard role != nil else { return .zero }
+        return revokedFrom ?? HLC(rawValue: UInt64(Int64.max))
     }
 }
 

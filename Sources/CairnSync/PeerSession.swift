@@ -528,7 +528,8 @@ extension RejectReason {
     /// everything they store, so they never relay these.
     var isProofOfMalice: Bool {
         switch self {
-        case .malformed, .idMismatch, .badSignature, .valueMismatch, .unexpectedValue, .foreignGenesis, .hlcNotAboveParent: true
+        case .malformed, .idMismatch, .badSignature, .valueMismatch, .unexpectedValue, .foreignGenesis, .hlcNotAboveParent,
+             .mergeDecisionsMismatch: true
         default: false
         }
     }
