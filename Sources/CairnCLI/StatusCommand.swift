@@ -35,6 +35,11 @@ struct StatusCommand: CairnCommand {
         let statuses = try await log.peerStatuses()
         // Heads come oldest first: the last one is our newest, the reference for peer lag.
         let newest = heads.last?.hlc ?? .zero
+        let restored = try await log.newestOwnEntryNotWrittenHere()
+        if let restored {
+            Terminal.error(
+                "cairn: warning: this node's newest entry \(restored.short) was not written from this data directory: it was restored from an older copy (or its node key runs elsewhere). Sync before writing (see README, \"Restoring a node from a backup\").")
+        }
         if json {
             try Terminal.out.json(.object([
                 ("log", .string(log.logID.hex)), ("name", .string(name)), ("node_key", .string(log.nodeKey.hex)),
@@ -46,6 +51,7 @@ struct StatusCommand: CairnCommand {
                 })),
                 ("orphans", .int(Int64(counts.orphans))), ("quarantined", .int(Int64(counts.quarantined))),
                 ("last_cursor", .int(counts.lastCursor)),
+                ("restored_warning", .optional(restored?.hex)),
                 ("peers", .array(peers.map(peerJSON))),
                 ("peer_status", .array(statuses.map { statusJSON($0, newest: newest) })),
             ]))

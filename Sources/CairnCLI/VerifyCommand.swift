@@ -11,7 +11,8 @@ struct VerifyCommand: CairnCommand {
             OK' or '... K problems'. Exits 0 if the log is clean, 1 otherwise. A progress bar is \
             drawn on stderr once the check has run for more than a second, if stderr is a \
             terminal. --json prints one object {"entries","values","ok","problems":[{"entry",\
-            "cursor","message"}]} instead.
+            "cursor","message"}]} instead. Every derived table is recomputed from the signed \
+            entries and compared; --repair rebuilds them first (entries are never rewritten).
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -19,8 +20,15 @@ struct VerifyCommand: CairnCommand {
     @Flag(help: "Print the report as one JSON object.")
     var json = false
 
+    @Flag(help: "First rebuild every derived table (state, heads, writer set, inert flags, value rows, orphan waits, the reconciliation index) from the signed entries, in one transaction; then verify.")
+    var repair = false
+
     func run() async throws {
         let log = try global.open()
+        if repair {
+            try await log.repair()
+            global.log.info("rebuilt the derived tables from the signed entries")
+        }
         let bar = ProgressBar(label: "verifying", enabled: Terminal.stderrIsTTY)
         let report = try await log.verify { done, total in bar.update(done, total) }
         bar.finish()

@@ -45,6 +45,7 @@ extension LogStore {
                 written.append(entry)
                 heads = [Head(id: entry.id, hlc: entry.hlc)]
             }
+            if let last = written.last { try LogStore.putMeta(database, "last_local_write", .blob(last.id.bytes)) }
             try saveClock()
             return written
         }
@@ -65,16 +66,17 @@ extension LogStore {
         return entry
     }
 
-    /// Refuses a local writer-set change that would take no effect (an admin revoking itself:
-    /// the revocation would void its own authority) or leave no admin able to change the
-    /// writer set again.
+    /// Refuses a local writer-set change that would revoke the last admin able to change the
+    /// writer set, or that could never take effect (an admin revoking itself, or the admin that
+    /// granted its own role: the revocation would void the authority it is signed with).
     private func checkWriterChange(_ change: WriterSetEntry) throws {
-        let after = WriterSet(try storedWriterSetEntries() + [change])
-        guard after.effective.contains(change.id) else {
-            throw StoreError.refusedWriterChange("a key cannot revoke itself (the revocation would take no effect); have another admin revoke it")
+        let before = WriterSet(try storedWriterSetEntries())
+        for case .revoke(let key, _) in change.events where before.admins(at: change.hlc) == [key] {
+            throw StoreError.refusedWriterChange("\(key.hex.prefix(16))… is the last admin; grant another key admin before revoking it")
         }
-        guard !after.admins(at: change.hlc).isEmpty else {
-            throw StoreError.refusedWriterChange("this would revoke the last admin; grant another key admin first")
+        guard WriterSet(try storedWriterSetEntries() + [change]).effective.contains(change.id) else {
+            throw StoreError.refusedWriterChange(
+                "this revocation could never take effect: it voids the admin role it is signed with (an admin cannot revoke itself or its own granter); have another admin sign it")
         }
     }
 }

@@ -194,7 +194,12 @@ extension LogStore {
         // grant is in the ancestry of everything it signs.
         if try writerStatus(entry.author).role == nil && missing.isEmpty { return .rejected(.unknownAuthor(entry.author)) }
         if let reason = valueProblem(entry, value) { return .rejected(reason) }
-        if !missing.isEmpty { return try keepOrphan(entry, value: value, waitingFor: missing, now: now) }
+        if !missing.isEmpty {
+            // The clock observes every entry it keeps within the skew bound, orphans too: one
+            // of them may be this node's own, signed before its data directory was restored.
+            if entry.hlc.wallMilliseconds <= now + options.maxFutureSkewMilliseconds { clock.observe(entry.hlc) }
+            return try keepOrphan(entry, value: value, waitingFor: missing, now: now)
+        }
         for (parent, hlc) in zip(entry.parents, parentHLCs) where hlc! >= entry.hlc {
             return .rejected(.hlcNotAboveParent(parent: parent))
         }

@@ -198,6 +198,21 @@ extension LogStore {
         return StoredEntry(seq: s.int64(0), entry: entry, inert: s.int64(9) != 0, ingestedMilliseconds: UInt64(s.int64(10)))
     }
 
+    /// The newest entry signed by `author` when it is not the last entry this data directory
+    /// wrote itself, or `nil`. Non-nil means entries of this node's key arrived from elsewhere
+    /// that are newer than its own last write: the directory was restored from an older copy
+    /// (or the key is used by another node). Writing before such a node has synced risks
+    /// signing HLCs at or below ones it already signed.
+    ///
+    /// - Throws: SQLite errors.
+    public func newestEntryNotWrittenHere(by author: PublicKey) throws -> Hash32? {
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.newestByAuthor).bind(.blob(author.bytes))
+            guard try statement.step(), let newest = statement.blob(0).flatMap(Hash32.init(bytes:)) else { return nil }
+            return try LogStore.metaBlob(database, "last_local_write") == newest.bytes ? nil : newest
+        }
+    }
+
     // MARK: - State
 
     /// The state of `bucket/key`, or `nil` if it was never written.

@@ -151,6 +151,7 @@ enum Schema {
         return "SELECT \(entryColumns) FROM entries \(whereClause) ORDER BY hlc \(order), id \(order) LIMIT ?"
     }
     static let maxHLC = "SELECT max(hlc) FROM entries"
+    static let newestByAuthor = "SELECT id FROM entries WHERE author = ?1 ORDER BY hlc DESC LIMIT 1"
     static let maxSeq = "SELECT max(seq) FROM entries"
     static let entryCount = "SELECT count(*) FROM entries"
 

@@ -54,7 +54,7 @@ struct WriterSet: Equatable {
         while true {
             let run = Judgement(ordered, voiding: voided)
             let newlyVoided = ordered.filter { entry in
-                guard run.effective.contains(entry.id), let from = run.revokedFrom[entry.author] else { return false }
+                guard !entry.isGenesis, run.effective.contains(entry.id), let from = run.revokedFrom[entry.author] else { return false }
                 return from <= entry.hlc
             }.map(\.id)
             if newlyVoided.isEmpty {

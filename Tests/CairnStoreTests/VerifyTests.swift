@@ -70,6 +70,53 @@ import Testing
         #expect(try peer.stateSnapshot() == node.stateSnapshot())
     }
 
+    /// Issue #8 item 4: tampering with any derived table is found, and `repair` rebuilds it
+    /// from the signed entries to exactly what an untampered copy holds.
+    @Test(arguments: [
+        "UPDATE state SET deleted = 1 - deleted WHERE key = 'k2'",
+        "UPDATE state SET value_digest = zeroblob(32) WHERE key = 'k2'",
+        "UPDATE state SET value_length = value_length + 1 WHERE key = 'k2'",
+        "UPDATE writer_events SET role = 1 WHERE role = 0",
+        "UPDATE writers SET role = 1 WHERE role = 0",
+        "DELETE FROM writer_events WHERE revoked_from IS NOT NULL",
+        "UPDATE writers SET revoked_from = NULL",
+        "UPDATE entries SET inert = 0 WHERE inert = 1",
+        "DELETE FROM value_store WHERE length = 3",
+        "DELETE FROM parents WHERE child = (SELECT child FROM parents LIMIT 1)",
+        "INSERT INTO orphan_waits(parent, orphan) VALUES(zeroblob(32), zeroblob(32))",
+    ])
+    func tamperingWithADerivedTableIsFoundAndRepaired(_ tampering: String) throws {
+        let (log, node) = try populated()
+        defer { log.cleanup() }
+        // A revoked writer with an entry made inert, so the writer tables have a revocation.
+        let late = LogStore.sign(.put(bucket: "b", key: "k3", value: ValueRef(of: [1])), by: key(2),
+                                 hlc: HLC(rawValue: try node.lastHLC.rawValue + 1), parents: try node.heads().map(\.id))
+        #expect(try node.insert([RawEntry(late, value: [1])]).rejected.isEmpty)
+        try node.append([.other(.revokeWriter(key: key(2).publicKey, from: late.hlc))], signer: log.admin)
+        #expect(try node.entry(id: late.id)?.inert == true)
+        let expected = try storeSnapshot(node)
+        #expect(try node.verify().isClean)
+
+        try node.database.execute(tampering)
+        #expect(try !node.verify().isClean, "\(tampering) went unnoticed")
+        try node.repair()
+        let problems = try node.verify().problems
+        #expect(problems.isEmpty, "\(tampering): \(problems)")
+        #expect(try storeSnapshot(node) == expected, "\(tampering)")
+    }
+
+    @Test func aTamperedWriterTableCannotAdmitAChangeAnUntamperedCopyRefuses() throws {
+        let (log, node) = try populated()
+        defer { log.cleanup() }
+        try node.database.execute("UPDATE writers SET role = 1 WHERE role = 0")
+        #expect(try node.writerStatus(key(2).publicKey).role == .admin, "the tampered table says admin")
+        #expect(try !node.verify().isClean)
+        try node.repair()
+        #expect(throws: StoreError.notAuthorized(key(2).publicKey, .notAdmin(key(2).publicKey))) {
+            try node.append([.other(.addWriter(WriterGrant(key: key(3).publicKey, role: .writer)))], signer: key(2))
+        }
+    }
+
     private func blob(_ db: Database, _ column: String, _ seq: Int) throws -> [UInt8] {
         let statement = try db.prepare("SELECT \(column) FROM entries WHERE seq = ?1").bind(.integer(seq))
         try #require(try statement.step())

@@ -187,4 +187,93 @@ import Testing
         #expect(try node.writerStatus(j.publicKey).revokedFrom == .zero)
         #expect(try node.verify().isClean)
     }
+
+    // MARK: - Issue #8 item 5: the three order dependences found on the old main
+
+    /// Carol (admin by Alice) makes Bob an admin; Bob grants Dave, who writes. Alice, unaware,
+    /// revokes Carol from before her grant of Bob: Bob's grant, Dave's grant and Dave's write
+    /// take no effect, in every arrival order.
+    @Test func aGrantByAnAdminLaterRevokedFromBeforeItTakesNoEffectInEveryOrder() throws {
+        let (alice, bob, carol, dave) = (key(1), key(2), key(3), key(4))
+        let log = TestLog(admin: alice, writers: [WriterGrant(key: carol.publicKey, role: .admin)])
+        defer { log.cleanup() }
+        let source = try log.node("source")
+        log.clock.advance(10)
+        let bobByCarol = try source.append([.other(.addWriter(WriterGrant(key: bob.publicKey, role: .admin)))], signer: carol).last!
+        let daveByBob = try source.append([.other(.addWriter(WriterGrant(key: dave.publicKey, role: .writer)))], signer: bob).last!
+        let byDave = try source.put("b", "k", "by dave", by: dave)
+        let admin = try log.node("admin")
+        let revoke = try admin.append([.other(.revokeWriter(key: carol.publicKey, from: bobByCarol.hlc))], signer: alice).last!
+        let node = try expectSameStoreInEveryOrder(try source.exportRaw() + [RawEntry(revoke)], of: log)
+        for id in [bobByCarol.id, daveByBob.id, byDave.id] { #expect(try node.entry(id: id)?.inert == true) }
+        #expect(try node.stateSnapshot().isEmpty)
+    }
+
+    /// Bob is a writer by Alice's grant on one branch and an admin by Carol's grant on a
+    /// concurrent one; his grant of Dave descends from both, his put only from the first.
+    @Test func grantsOnConcurrentBranchesGiveTheSameStoreInEveryOrder() throws {
+        let (alice, bob, carol, dave) = (key(1), key(2), key(3), key(4))
+        let log = TestLog(admin: alice, writers: [WriterGrant(key: carol.publicKey, role: .admin)])
+        defer { log.cleanup() }
+        let a = try log.node("a"), c = try log.node("c")
+        let writerGrant = try a.append([.other(.addWriter(WriterGrant(key: bob.publicKey, role: .writer)))], signer: alice).last!
+        let adminGrant = try c.append([.other(.addWriter(WriterGrant(key: bob.publicKey, role: .admin)))], signer: carol).last!
+        let put = try a.put("b", "k", "by bob", by: bob)
+        #expect(try a.insert([RawEntry(adminGrant)]).rejected.isEmpty)
+        let daveByBob = try a.append([.other(.addWriter(WriterGrant(key: dave.publicKey, role: .writer)))], signer: bob)
+        let entries = [RawEntry(writerGrant), RawEntry(adminGrant), RawEntry(put)] + daveByBob.map { RawEntry($0) }
+        let node = try expectSameStoreInEveryOrder(entries, of: log)
+        #expect(try node.writerStatus(bob.publicKey).role == .admin && node.writerStatus(bob.publicKey).revokedFrom == nil)
+        #expect(try node.writerStatus(dave.publicKey).role == .writer && node.writerStatus(dave.publicKey).revokedFrom == nil)
+    }
+
+    /// Bob, a writer from the genesis, becomes an admin by Carol's grant; Alice revokes Carol
+    /// from before it. Bob loses only his admin role: his grant of Dave takes no effect, his
+    /// own put stays live.
+    @Test func anAdminThatLosesOnlyItsAdminRoleGivesTheSameStoreInEveryOrder() throws {
+        let (alice, bob, carol, dave) = (key(1), key(2), key(3), key(4))
+        let log = TestLog(admin: alice, writers: [WriterGrant(key: carol.publicKey, role: .admin), WriterGrant(key: bob.publicKey, role: .writer)])
+        defer { log.cleanup() }
+        let source = try log.node("source")
+        log.clock.advance(10)
+        let bobAdmin = try source.append([.other(.addWriter(WriterGrant(key: bob.publicKey, role: .admin)))], signer: carol).last!
+        let daveByBob = try source.append([.other(.addWriter(WriterGrant(key: dave.publicKey, role: .writer)))], signer: bob).last!
+        let byBob = try source.put("b", "k", "by bob", by: bob)
+        let admin = try log.node("admin")
+        let revoke = try admin.append([.other(.revokeWriter(key: carol.publicKey, from: bobAdmin.hlc))], signer: alice).last!
+        let node = try expectSameStoreInEveryOrder(try source.exportRaw() + [RawEntry(revoke)], of: log)
+        #expect(try node.entry(id: daveByBob.id)?.inert == true && node.entry(id: byBob.id)?.inert == false)
+        #expect(try node.writerStatus(bob.publicKey).role == .writer && node.writerStatus(bob.publicKey).revokedFrom == nil)
+        #expect(try node.stateSnapshot() == ["b/k=\(byBob.id.hex)"])
+    }
+
+    /// An admin's revocation of itself could never take effect: the library refuses to sign
+    /// it, and one signed by hand is stored inert and verifies (it failed verify forever).
+    @Test func selfRevocationIsRefusedLocallyAndInertWhenReceived() throws {
+        let (alice, bob) = (key(1), key(2))
+        let log = TestLog(admin: alice, writers: [WriterGrant(key: bob.publicKey, role: .admin)])
+        defer { log.cleanup() }
+        let node = try log.node()
+        #expect(throws: StoreError.self) { try node.append([.other(.revokeWriter(key: alice.publicKey, from: .zero))], signer: alice) }
+        let selfRevocation = LogStore.sign(.revokeWriter(key: alice.publicKey, from: .zero), by: alice,
+                                           hlc: HLC(rawValue: try node.lastHLC.rawValue + 1), parents: try node.heads().map(\.id))
+        #expect(try node.insert([RawEntry(selfRevocation)]).rejected.isEmpty)
+        #expect(try node.entry(id: selfRevocation.id)?.inert == true)
+        #expect(try node.writerStatus(alice.publicKey).role == .admin && node.writerStatus(alice.publicKey).revokedFrom == nil)
+        #expect(try node.verify().isClean)
+        _ = try node.put("b", "k", "still writing", by: alice)
+    }
+
+    @Test func revokingTheLastAdminIsRefused() throws {
+        let (alice, bob) = (key(1), key(2))
+        let log = TestLog(admin: alice, writers: [WriterGrant(key: bob.publicKey, role: .admin)])
+        defer { log.cleanup() }
+        let node = try log.node()
+        try node.append([.other(.revokeWriter(key: bob.publicKey, from: .zero))], signer: alice)
+        #expect {
+            try node.append([.other(.revokeWriter(key: alice.publicKey, from: .zero))], signer: alice)
+        } throws: { error in
+            "\(error)".contains("last admin")
+        }
+    }
 }
