@@ -209,6 +209,24 @@ import Testing
         #expect(try node.stateSnapshot().isEmpty)
     }
 
+    /// Carol (an admin) revokes Dave; Alice, unaware, revokes Carol from before that. Carol's
+    /// revocation takes no effect, so Dave's later put is live — in every order (on the old
+    /// main, a node that applied Carol's revocation first kept Dave's put inert forever).
+    @Test func aRevocationByAnAdminLaterRevokedFromBeforeItTakesNoEffectInEveryOrder() throws {
+        let (alice, carol, dave) = (key(1), key(3), key(4))
+        let log = TestLog(admin: alice, writers: [WriterGrant(key: carol.publicKey, role: .admin), WriterGrant(key: dave.publicKey, role: .writer)])
+        defer { log.cleanup() }
+        let source = try log.node("source")
+        log.clock.advance(10)
+        let revokeDave = try source.append([.other(.revokeWriter(key: dave.publicKey, from: .zero))], signer: carol).last!
+        let admin = try log.node("admin")
+        let byDave = try admin.put("b", "k", "by dave", by: dave)
+        let revokeCarol = try admin.append([.other(.revokeWriter(key: carol.publicKey, from: revokeDave.hlc))], signer: alice).last!
+        let node = try expectSameStoreInEveryOrder([RawEntry(revokeDave), RawEntry(byDave, value: Array("by dave".utf8)), RawEntry(revokeCarol)], of: log)
+        #expect(try node.entry(id: revokeDave.id)?.inert == true && node.entry(id: byDave.id)?.inert == false)
+        #expect(try node.stateSnapshot() == ["b/k=\(byDave.id.hex)"])
+    }
+
     /// Bob is a writer by Alice's grant on one branch and an admin by Carol's grant on a
     /// concurrent one; his grant of Dave descends from both, his put only from the first.
     @Test func grantsOnConcurrentBranchesGiveTheSameStoreInEveryOrder() throws {
