@@ -25,6 +25,12 @@ public struct SignedEntry: Sendable, Hashable {
         self.signature = key.sign(id.bytes)
     }
 
+    /// The entry `unsigned` with its author's `signature` over its id (made with
+    /// ``SigningKey/sign(_:)``; not checked here).
+    public init(_ unsigned: UnsignedEntry, signature: [UInt8]) {
+        (body, bodyBytes, id, self.signature) = (unsigned.body, unsigned.bodyBytes, unsigned.id, signature)
+    }
+
     /// Decodes received bytes. The id is recomputed from the body; the signature is NOT checked
     /// here (see ``hasValidSignature``), so callers can decode cheaply and verify in bulk.
     public init(bodyBytes: [UInt8], signature: [UInt8]) throws(EntryFormatError) {
@@ -73,6 +79,24 @@ public struct SignedEntry: Sendable, Hashable {
     public var parents: [Hash32] { body.parents }
     public var payload: Payload { body.payload }
     public var kind: EntryKind { body.payload.kind }
+}
+
+/// An encoded, hashed body not yet signed: ids chain cheaply (a child names its parent's id),
+/// so a batch can be hashed in order and signed in parallel.
+public struct UnsignedEntry: Sendable {
+    public let body: EntryBody
+    public let bodyBytes: [UInt8]
+    /// BLAKE2b-256 of ``bodyBytes``: what the author signs.
+    public let id: Hash32
+
+    /// Encodes and hashes `body`.
+    ///
+    /// - Throws: ``EntryFormatError`` if the body breaks a format rule.
+    public init(_ body: EntryBody) throws(EntryFormatError) {
+        self.body = body
+        self.bodyBytes = try body.encoded()
+        self.id = Blake2b.hash256(bodyBytes)
+    }
 }
 
 extension SignedEntry: Comparable {

@@ -40,11 +40,7 @@ extension LogStore {
                 written.append(merge)
                 heads = try self.heads()
             }
-            for write in writes {
-                let entry = try appendOne(write.payload, value: write.value, parents: heads, signer: signer)
-                written.append(entry)
-                heads = [Head(id: entry.id, hlc: entry.hlc)]
-            }
+            written += try appendChain(writes, after: heads, signer: signer)
             if let last = written.last { try LogStore.putMeta(database, "last_local_write", .blob(last.id.bytes)) }
             try saveClock()
             return written
@@ -60,10 +56,42 @@ extension LogStore {
         } catch {
             throw StoreError.invalidEntry(error)
         }
-        if let reason = try authorizationProblem(entry) { throw StoreError.notAuthorized(signer.publicKey, reason) }
+        try authorizeAndApply(entry, value: value)
+        return entry
+    }
+
+    /// The writes as a chain, each the child of the one before, the first a child of `heads`.
+    /// Bodies are hashed in order (a child names its parent's id) and signed in parallel, then
+    /// applied in order.
+    private func appendChain(_ writes: [LocalWrite], after heads: [Head], signer: SigningKey) throws -> [SignedEntry] {
+        if let newest = heads.map(\.hlc).max() { clock.observe(newest) }
+        var parents = heads.map(\.id)
+        var unsigned: [UnsignedEntry] = []
+        for write in writes {
+            let body = EntryBody(hlc: clock.now(), author: signer.publicKey, parents: parents, payload: write.payload)
+            do {
+                unsigned.append(try UnsignedEntry(body))
+            } catch {
+                throw StoreError.invalidEntry(error)
+            }
+            parents = [unsigned[unsigned.count - 1].id]
+        }
+        let threads = unsigned.count >= 64 ? options.verifierThreads : 1
+        let ids = unsigned.map(\.id.bytes)
+        let signatures = parallelMap(count: ids.count, threads: threads) { signer.sign(ids[$0]) }
+        var written: [SignedEntry] = []
+        for (index, write) in writes.enumerated() {
+            let entry = SignedEntry(unsigned[index], signature: signatures[index])
+            try authorizeAndApply(entry, value: write.value)
+            written.append(entry)
+        }
+        return written
+    }
+
+    private func authorizeAndApply(_ entry: SignedEntry, value: [UInt8]?) throws {
+        if let reason = try authorizationProblem(entry) { throw StoreError.notAuthorized(entry.author, reason) }
         if let change = WriterSetEntry(entry) { try checkWriterChange(change) }
         try apply(entry, value: value)
-        return entry
     }
 
     /// Refuses a local writer-set change that would revoke the last admin able to change the

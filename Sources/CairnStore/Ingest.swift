@@ -1,6 +1,5 @@
 import CairnCore
 import CairnSQLite
-import Dispatch
 
 /// Why an entry was refused. A refused entry changes nothing in the store.
 public enum RejectReason: Error, Equatable, Sendable, CustomStringConvertible {
@@ -154,19 +153,7 @@ extension LogStore {
     /// Decoding, id and signature checks: pure CPU work, done before the write lock is taken and
     /// spread over ``StoreOptions/verifierThreads`` threads.
     func decodeAndVerify(_ batch: [RawEntry]) -> [Result<SignedEntry, RejectReason>] {
-        guard !batch.isEmpty else { return [] }
-        let threads = max(1, min(options.verifierThreads, batch.count / 64))
-        let results = UnsafeMutableBufferPointer<Result<SignedEntry, RejectReason>>.allocate(capacity: batch.count)
-        defer { results.deallocate() }
-        let chunk = (batch.count + threads - 1) / max(threads, 1)
-        // Each thread writes a disjoint slice of the buffer, so the unchecked Sendable is sound.
-        let slots = Slots(base: results.baseAddress!)
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            for i in (t * chunk)..<min(batch.count, (t + 1) * chunk) {
-                (slots.base + i).initialize(to: LogStore.decodeAndVerify(batch[i]))
-            }
-        }
-        return (0..<batch.count).map { (slots.base + $0).move() }
+        parallelMap(count: batch.count, threads: min(options.verifierThreads, batch.count / 64)) { LogStore.decodeAndVerify(batch[$0]) }
     }
 
     static func decodeAndVerify(_ raw: RawEntry) -> Result<SignedEntry, RejectReason> {
@@ -396,8 +383,4 @@ extension LogStore {
         guard let stored = try entry(id: id) else { return }
         try writeState(bucket: bucket, key: key, entry: stored.entry)
     }
-}
-
-private struct Slots: @unchecked Sendable {
-    let base: UnsafeMutablePointer<Result<SignedEntry, RejectReason>>
 }
