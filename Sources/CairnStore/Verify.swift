@@ -1,5 +1,6 @@
 import CairnCore
 import CairnSQLite
+import Dispatch
 
 /// One problem `verify` found.
 public struct VerifyProblem: Sendable, CustomStringConvertible {
@@ -43,12 +44,13 @@ extension LogStore {
             try checkSQLiteIntegrity(&report)
             let total = try entryCount()
             let writerSet = try checkWriterSet(&report)
-            try forEachEntryRow { row in
-                report.entriesChecked += 1
-                try check(row, writerSet: writerSet, into: &report)
-                if report.entriesChecked % 1000 == 0 { progress(report.entriesChecked, total) }
+            try forEachDecodedBatch { rows, decoded in
+                for (row, entry) in zip(rows, decoded) {
+                    report.entriesChecked += 1
+                    try check(row, entry, writerSet: writerSet, into: &report)
+                }
+                progress(report.entriesChecked, total)
             }
-            progress(report.entriesChecked, total)
             try checkHeads(&report)
             try checkState(&report)
             try checkValues(&report)
@@ -105,21 +107,55 @@ extension LogStore {
         let bucket: String?, key: String?, body: [UInt8], sig: [UInt8], inert: Bool
     }
 
+    private func entryRows(afterSeq cursor: Int64) throws -> [EntryRow] {
+        let statement = try database.prepare(Schema.entriesAfterSeq).bind(.int(cursor), .int(1000))
+        var rows: [EntryRow] = []
+        while try statement.step() {
+            rows.append(EntryRow(
+                seq: statement.int64(0), id: statement.blob(1) ?? [], hlc: statement.int64(2),
+                author: statement.blob(3) ?? [], kind: statement.int64(4), bucket: statement.text(5),
+                key: statement.text(6), body: statement.blob(7) ?? [], sig: statement.blob(8) ?? [],
+                inert: statement.int64(9) != 0))
+        }
+        return rows
+    }
+
     private func forEachEntryRow(_ body: (EntryRow) throws -> Void) throws {
-        var cursor: Int64 = 0
-        while true {
-            let statement = try database.prepare(Schema.entriesAfterSeq).bind(.int(cursor), .int(1000))
-            var rows: [EntryRow] = []
-            while try statement.step() {
-                rows.append(EntryRow(
-                    seq: statement.int64(0), id: statement.blob(1) ?? [], hlc: statement.int64(2),
-                    author: statement.blob(3) ?? [], kind: statement.int64(4), bucket: statement.text(5),
-                    key: statement.text(6), body: statement.blob(7) ?? [], sig: statement.blob(8) ?? [],
-                    inert: statement.int64(9) != 0))
-            }
-            guard let last = rows.last else { return }
+        var rows = try entryRows(afterSeq: 0)
+        while let last = rows.last {
             for row in rows { try body(row) }
-            cursor = last.seq
+            rows = try entryRows(afterSeq: last.seq)
+        }
+    }
+
+    /// A row decoded and its signature checked, off the connection's thread.
+    enum DecodedRow: Sendable {
+        case entry(SignedEntry, signatureValid: Bool)
+        case undecodable(String)
+    }
+
+    /// The log in batches of 1000 rows, each decoded and signature-checked on
+    /// ``StoreOptions/verifierThreads`` threads while the previous batch's database checks run
+    /// on this one: signature verification, the dominant cost, overlaps everything else.
+    private func forEachDecodedBatch(_ body: ([EntryRow], [DecodedRow]) throws -> Void) throws {
+        let threads = options.verifierThreads
+        @Sendable func decode(_ rows: [EntryRow]) -> [DecodedRow] {
+            parallelMap(count: rows.count, threads: threads) { i in
+                do {
+                    let entry = try SignedEntry(bodyBytes: rows[i].body, signature: rows[i].sig)
+                    return .entry(entry, signatureValid: entry.hasValidSignature)
+                } catch {
+                    return .undecodable("\(error)")
+                }
+            }
+        }
+        var rows = try entryRows(afterSeq: 0)
+        var decoded = decode(rows)
+        while let last = rows.last {
+            let next = try entryRows(afterSeq: last.seq)
+            let ahead = Prefetch { decode(next) }
+            try body(rows, decoded)
+            (rows, decoded) = (next, ahead.wait())
         }
     }
 
@@ -159,18 +195,18 @@ extension LogStore {
         return "\(status.role.map(\.description) ?? "no role")\(status.revokedFrom.map { ", revoked from \($0.rawValue)" } ?? "")"
     }
 
-    private func check(_ row: EntryRow, writerSet: WriterSet, into report: inout VerifyReport) throws {
+    private func check(_ row: EntryRow, _ decoded: DecodedRow, writerSet: WriterSet, into report: inout VerifyReport) throws {
         func problem(_ message: String) {
             report.problems.append(VerifyProblem(entryID: Hash32(bytes: row.id), seq: row.seq, message: message))
         }
         let entry: SignedEntry
-        do {
-            entry = try SignedEntry(bodyBytes: row.body, signature: row.sig)
-        } catch {
-            return problem("body does not decode: \(error)")
+        switch decoded {
+        case .undecodable(let error): return problem("body does not decode: \(error)")
+        case .entry(let decoded, let signatureValid):
+            entry = decoded
+            guard entry.id.bytes == row.id else { return problem("stored id does not match the body's hash \(entry.id.shortHex())") }
+            if !signatureValid { problem("bad signature") }
         }
-        guard entry.id.bytes == row.id else { return problem("stored id does not match the body's hash \(entry.id.shortHex())") }
-        if !entry.hasValidSignature { problem("bad signature") }
         let target = entry.payload.target
         if row.hlc != Int64(bitPattern: entry.hlc.rawValue) || row.author != entry.author.bytes
             || row.kind != Int64(entry.kind.rawValue) || !sameText(row.bucket, target?.bucket) || !sameText(row.key, target?.key)
@@ -337,4 +373,23 @@ extension LogStore {
 
 extension VerifyReport {
     mutating func problem(_ message: String) { problems.append(VerifyProblem(entryID: nil, seq: nil, message: message)) }
+}
+
+/// Work started on a global queue now, its result collected later by ``wait()``.
+private final class Prefetch<T: Sendable>: @unchecked Sendable {
+    private var result: T?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ work: @escaping @Sendable () -> T) {
+        DispatchQueue.global().async {
+            self.result = work()
+            self.done.signal()
+        }
+    }
+
+    /// Blocks until the work is done; call once.
+    func wait() -> T {
+        done.wait()
+        return result!
+    }
 }
