@@ -97,7 +97,7 @@ extension LogStore {
         if !entry.hasValidSignature { problem("bad signature") }
         let target = entry.payload.target
         if row.hlc != Int64(bitPattern: entry.hlc.rawValue) || row.author != entry.author.bytes
-            || row.kind != Int64(entry.kind.rawValue) || row.bucket != target?.bucket || row.key != target?.key
+            || row.kind != Int64(entry.kind.rawValue) || !sameBytes(row.bucket, target?.bucket) || !sameBytes(row.key, target?.key)
         {
             problem("stored columns disagree with the signed body")
         }
