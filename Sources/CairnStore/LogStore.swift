@@ -60,6 +60,9 @@ public final class LogStore {
     public let options: StoreOptions
     var clock: HybridClock
     var writerCache: [PublicKey: WriterStatus] = [:]
+    /// Ids whose waiting orphans are still to be released, while a release is running
+    /// (`nil` otherwise): the work list that replaces recursion in `releaseOrphans`.
+    var releaseQueue: [Hash32]?
 
     private init(database: Database, logID: Hash32, options: StoreOptions) throws {
         self.database = database

@@ -4,12 +4,13 @@
 enum Schema {
     /// Bumped whenever the tables change. An older file is brought up to date on open by
     /// ``migrations``; a newer one is refused rather than misread.
-    static let version: Int64 = 2
+    static let version: Int64 = 3
 
     /// The statements that take a file from schema version `n` (the key) to `n + 1`. Changes
     /// only ever add tables, so a migrated file loses nothing.
     static let migrations: [Int64: String] = [
-        1: createPeerTables
+        1: createPeerTables,
+        2: orphanCounterV3,
     ]
 
     static let pragmas = """
@@ -109,6 +110,7 @@ enum Schema {
         CREATE INDEX writer_events_key ON writer_events(key);
 
         \(createPeerTables)
+        \(orphanCounterV3)
         """
 
     // MARK: meta
@@ -214,7 +216,11 @@ enum Schema {
     static let deleteOrphanWaits = "DELETE FROM orphan_waits WHERE parent = ?1"
     static let orphanStillWaits = "SELECT 1 FROM orphan_waits WHERE orphan = ?1 LIMIT 1"
     static let takeOrphan = "DELETE FROM orphans WHERE id = ?1 RETURNING body, sig, value"
-    static let orphanCount = "SELECT count(*) FROM orphans"
+    /// The pool size, kept in `meta.orphan_count` (schema 3) so the limit check is O(1).
+    static let orphanCount = "SELECT value FROM meta WHERE name = 'orphan_count'"
+    /// Counting the rows: only for a read-only connection on a schema-2 file (no counter).
+    static let orphanRows = "SELECT count(*) FROM orphans"
+    static let addToOrphanCount = "UPDATE meta SET value = value + ?1 WHERE name = 'orphan_count'"
     /// Parents orphans wait for that are not themselves pending here: what to ask peers for.
     static let missingParents = """
         SELECT DISTINCT parent FROM orphan_waits w
@@ -288,6 +294,16 @@ enum Schema {
         """
     static let peerStatuses = "SELECT \(peerStatusColumns) FROM peer_status ORDER BY identity"
     static let peerStatusByIdentity = "SELECT \(peerStatusColumns) FROM peer_status WHERE identity = ?1"
+
+    // MARK: - Schema version 3
+
+    /// Schema version 3, orphan pool: `meta.orphan_count` holds the number of rows in
+    /// `orphans`. Every insert into and take from the pool adjusts it in the same transaction,
+    /// so checking ``StoreOptions/orphanLimit`` does not count the pool. Initialised from the
+    /// rows on migration (and to 0 on create).
+    static let orphanCounterV3 = """
+        INSERT OR REPLACE INTO meta(name, value) SELECT 'orphan_count', count(*) FROM orphans;
+        """
 
     // MARK: - Delta
 
