@@ -131,6 +131,9 @@ public final class LogStore {
                 guard let step = Schema.migrations[version] else {
                     throw StoreError.unsupportedSchema(found: version, expected: Schema.version)
                 }
+                // A statement left on a row (the meta reads) would make DROP TABLE fail with
+                // SQLITE_LOCKED.
+                db.resetStatements()
                 try db.execute(step)
                 version += 1
             }

@@ -7,10 +7,10 @@ enum Schema {
     static let version: Int64 = 3
 
     /// The statements that take a file from schema version `n` (the key) to `n + 1`. Changes
-    /// only ever add tables, so a migrated file loses nothing.
+    /// add tables or rebuild one with every row copied, so a migrated file loses nothing.
     static let migrations: [Int64: String] = [
         1: createPeerTables,
-        2: orphanCounterV3,
+        2: orphanCounterV3 + valueStoreV3,
     ]
 
     static let pragmas = """
@@ -52,14 +52,6 @@ enum Schema {
         CREATE INDEX parents_parent ON parents(parent);
 
         CREATE TABLE heads(id BLOB PRIMARY KEY) WITHOUT ROWID;
-
-        -- Value bytes beside the entries, by digest. data IS NULL: purged (or never received).
-        CREATE TABLE value_store(
-            digest BLOB PRIMARY KEY,
-            length INTEGER NOT NULL,
-            data BLOB,
-            purged INTEGER NOT NULL DEFAULT 0
-        ) WITHOUT ROWID;
 
         -- The materialized last-writer-wins state: the greatest (hlc, author, id) per key.
         CREATE TABLE state(
@@ -111,6 +103,7 @@ enum Schema {
 
         \(createPeerTables)
         \(orphanCounterV3)
+        \(createValueStore)
         """
 
     // MARK: meta
@@ -303,6 +296,34 @@ enum Schema {
     /// rows on migration (and to 0 on create).
     static let orphanCounterV3 = """
         INSERT OR REPLACE INTO meta(name, value) SELECT 'orphan_count', count(*) FROM orphans;
+        """
+
+    /// Schema version 3, values: value bytes beside the entries, by digest (`data IS NULL`:
+    /// purged, or never received).
+    ///
+    /// A rowid table with a separate unique index on `digest`. A lookup walks that small index
+    /// and then one integer-keyed row, and never touches another row's bytes: in the
+    /// `WITHOUT ROWID` table of schema 2 the b-tree held whole rows, and its binary search read
+    /// a 50 MiB row in full to compare keys, so one large value slowed every `get`. `data` is
+    /// the last column, so reading `length` or `purged` never walks a large value's overflow
+    /// pages.
+    static let createValueStore = """
+        CREATE TABLE value_store(
+            digest BLOB NOT NULL UNIQUE,
+            length INTEGER NOT NULL,
+            purged INTEGER NOT NULL DEFAULT 0,
+            data BLOB
+        );
+        """
+
+    /// Moves a schema-2 `value_store` into the layout of ``createValueStore``, inside the
+    /// migration's transaction.
+    static let valueStoreV3 = """
+        ALTER TABLE value_store RENAME TO value_store_v2;
+        \(createValueStore)
+        INSERT INTO value_store(digest, length, purged, data)
+            SELECT digest, length, purged, data FROM value_store_v2 ORDER BY digest;
+        DROP TABLE value_store_v2;
         """
 
     // MARK: - Delta

@@ -121,7 +121,7 @@ import Testing
         #expect(try schemaVersion(path) == 1)
         // A read-write open migrates it, keeping everything.
         let reopened = try LogStore.open(path: path, options: log.options)
-        #expect(try schemaVersion(path) == 2)
+        #expect(try schemaVersion(path) == 3)
         #expect(try reopened.heads() == heads)
         #expect(try reopened.peers().isEmpty)
         try reopened.addPeer(PeerAddress(address: "node:7401"))
@@ -134,8 +134,8 @@ import Testing
         defer { log.cleanup() }
         let path = log.directory.appendingPathComponent("new.db").path
         _ = try LogStore.create(path: path, genesis: log.genesis, options: log.options)
-        try Database(path: path, mode: .readWrite).execute("UPDATE meta SET value = 3 WHERE name = 'schema_version'")
-        #expect(throws: StoreError.unsupportedSchema(found: 3, expected: 2)) { try LogStore.open(path: path) }
+        try Database(path: path, mode: .readWrite).execute("UPDATE meta SET value = 4 WHERE name = 'schema_version'")
+        #expect(throws: StoreError.unsupportedSchema(found: 4, expected: 3)) { try LogStore.open(path: path) }
     }
 
     private func schemaVersion(_ path: String) throws -> Int64 {
