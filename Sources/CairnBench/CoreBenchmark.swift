@@ -1,5 +1,6 @@
 import Cairn
 import CairnSQLite
+import CairnTestSupport
 import CSodium
 import Foundation
 
@@ -101,6 +102,42 @@ struct CoreBenchmark {
         let log = try CairnLog.create(at: source, name: "bench")
         _ = try await appendBatched(log, count: entries)
         _ = try await log.exportBundle(to: source + ".bundle")
+    }
+
+    // MARK: - Gets beside a large value
+
+    /// `get`: reads of small keys on a log of `keys` small values, then the same reads once a
+    /// 50 MiB value is in the log. Value lookups must not depend on other values, so the ratio
+    /// should stay within 1.1×.
+    func getBesideLargeValue(keys: Int, gets: Int) async throws {
+        let seed = UInt64(0x6765_7462_656e_6368)
+        print("cairn-bench get: \(keys) small keys, \(gets) gets per run, seed \(seed)")
+        let path = scratchDirectory("get")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try CairnLog.create(at: path, name: "bench")
+        for start in stride(from: 0, to: keys, by: batch) {
+            try await log.write((start..<min(keys, start + batch)).map { .put(bucket: "small", key: "k\($0)", value: objectID($0)) })
+        }
+        var rng = SplitMix64(seed: seed)
+        let order = (0..<gets).map { _ in Int.random(in: 0..<keys, using: &rng) }
+        func run() async throws -> Double {
+            // Best of three, each after a warm-up pass, so both runs read from a warm cache.
+            var best = Double.infinity
+            for _ in 0..<3 {
+                for i in order.prefix(1000) { _ = try await log.get("small", "k\(i)") }
+                best = min(best, try await seconds {
+                    for i in order { guard try await log.get("small", "k\(i)") != nil else { fatalError("k\(i) missing") } }
+                })
+            }
+            return best
+        }
+        let without = try await run()
+        report("get small key, no large value", Double(gets) / without)
+        _ = try await log.put("large", "blob", [UInt8](repeating: 0x5a, count: 50 << 20))
+        let with = try await run()
+        report("get small key, 50 MiB value in the log", Double(gets) / with)
+        print(String(format: "get slowdown with a 50 MiB value present: %.3f× (goal ≤ 1.1×); %.2f µs vs %.2f µs per get",
+                     with / without, with / Double(gets) * 1e6, without / Double(gets) * 1e6))
     }
 
     // MARK: - Raw limits

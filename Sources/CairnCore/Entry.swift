@@ -49,6 +49,19 @@ public struct MergeDecision: Sendable, Hashable {
         self.winner = winner
         self.losers = losers.sorted()
     }
+
+    /// Byte-exact: `bucket` and `key` compare by UTF-8 bytes, not by Swift's canonical
+    /// equivalence, so precomposed and decomposed "é" are different keys (entry format §2.1).
+    public static func == (a: MergeDecision, b: MergeDecision) -> Bool {
+        sameBytes(a.bucket, b.bucket) && sameBytes(a.key, b.key) && a.winner == b.winner && a.losers == b.losers
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combineUTF8(bucket)
+        hasher.combineUTF8(key)
+        hasher.combine(winner)
+        hasher.combine(losers)
+    }
 }
 
 /// The kind-specific part of an entry.
@@ -75,6 +88,43 @@ public enum Payload: Sendable, Hashable {
         case .merge: .merge
         case .addWriter: .addWriter
         case .revokeWriter: .revokeWriter
+        }
+    }
+
+    /// Byte-exact: text fields (log name, bucket, key) compare by UTF-8 bytes, not by Swift's
+    /// canonical equivalence, so two payloads are equal only if they encode the same.
+    public static func == (a: Payload, b: Payload) -> Bool {
+        switch (a, b) {
+        case let (.genesis(n1, w1), .genesis(n2, w2)): sameBytes(n1, n2) && w1 == w2
+        case let (.put(b1, k1, v1), .put(b2, k2, v2)): sameBytes(b1, b2) && sameBytes(k1, k2) && v1 == v2
+        case let (.delete(b1, k1), .delete(b2, k2)): sameBytes(b1, b2) && sameBytes(k1, k2)
+        case let (.merge(d1), .merge(d2)): d1 == d2
+        case let (.addWriter(g1), .addWriter(g2)): g1 == g2
+        case let (.revokeWriter(k1, f1), .revokeWriter(k2, f2)): k1 == k2 && f1 == f2
+        default: false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(kind.rawValue)
+        switch self {
+        case .genesis(let name, let writers):
+            hasher.combineUTF8(name)
+            hasher.combine(writers)
+        case .put(let bucket, let key, let value):
+            hasher.combineUTF8(bucket)
+            hasher.combineUTF8(key)
+            hasher.combine(value)
+        case .delete(let bucket, let key):
+            hasher.combineUTF8(bucket)
+            hasher.combineUTF8(key)
+        case .merge(let decisions):
+            hasher.combine(decisions)
+        case .addWriter(let grant):
+            hasher.combine(grant)
+        case .revokeWriter(let key, let from):
+            hasher.combine(key)
+            hasher.combine(from)
         }
     }
 
@@ -175,5 +225,18 @@ public enum EntryFormatError: Error, Equatable, Sendable, CustomStringConvertibl
         case .losersInvalid: "merge losers must be non-empty, sorted, unique and exclude the winner"
         case .badSignatureLength(let n): "signature of \(n) bytes, expected 64"
         }
+    }
+}
+
+/// Whether two strings have the same UTF-8 bytes. Swift's `==` on `String` is canonical
+/// equivalence (`"\u{e9}" == "e\u{301}"`); bucket names and keys are byte strings.
+@inline(__always)
+func sameBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+
+extension Hasher {
+    /// Feeds a string's UTF-8 bytes (and their count), consistent with ``sameBytes(_:_:)``.
+    mutating func combineUTF8(_ text: String) {
+        combine(text.utf8.count)
+        for byte in text.utf8 { combine(byte) }
     }
 }

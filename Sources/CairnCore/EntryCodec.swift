@@ -218,6 +218,7 @@ private struct MergeKey: Comparable {
         if ab != bb { return ab.lexicographicallyPrecedes(bb) }
         return Array(a.key.utf8).lexicographicallyPrecedes(Array(b.key.utf8))
     }
+    static func == (a: MergeKey, b: MergeKey) -> Bool { sameBytes(a.bucket, b.bucket) && sameBytes(a.key, b.key) }
 }
 
 private func isStrictlyAscending<T: Comparable>(_ items: [T]) -> Bool {

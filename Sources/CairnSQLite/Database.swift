@@ -152,6 +152,16 @@ public final class Database {
         return statement.int64(0)
     }
 
+    /// Pages this connection has read from the file (page-cache misses,
+    /// `SQLITE_DBSTATUS_CACHE_MISS`) since it opened or since the last `reset`. Tests use it to
+    /// check how much of the file a query reads, without timing anything.
+    public func cacheMisses(reset: Bool = false) -> Int {
+        var current: Int32 = 0
+        var highwater: Int32 = 0
+        sqlite3_db_status(handle, SQLITE_DBSTATUS_CACHE_MISS, &current, &highwater, reset ? 1 : 0)
+        return Int(current)
+    }
+
     var lastErrorMessage: String { String(cString: sqlite3_errmsg(handle)) }
 
     func error(_ code: Int32, sql: String?) -> SQLiteError {
@@ -206,7 +216,17 @@ public final class Statement {
         case .null: rc = sqlite3_bind_null(pointer, index)
         case .int(let v): rc = sqlite3_bind_int64(pointer, index, v)
         case .double(let v): rc = sqlite3_bind_double(pointer, index, v)
-        case .text(let v): rc = sqlite3_bind_text(pointer, index, v, -1, sqliteTransient)
+        case .text(let v):
+            // Bind exactly the UTF-8 bytes: with length -1 SQLite would stop at the first NUL,
+            // and "a\0x" and "a\0y" would both bind as "a".
+            var text = v
+            rc = text.withUTF8 { utf8 in
+                // Empty text must still bind as text, not NULL: pass a valid pointer.
+                guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(pointer, index, "", 0, sqliteTransient) }
+                return UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                    sqlite3_bind_text(pointer, index, $0, Int32(utf8.count), sqliteTransient)
+                }
+            }
         case .blob(let bytes):
             rc = bytes.withUnsafeBytes { raw in
                 // A zero-length blob must still bind as a blob, not NULL: pass a valid pointer.
@@ -248,9 +268,14 @@ public final class Statement {
     public func double(_ index: Int32) -> Double { sqlite3_column_double(pointer, index) }
 
     /// Column `index` of the current row as text, or `nil` when NULL.
+    ///
+    /// Decodes exactly the column's bytes (`sqlite3_column_bytes`) as UTF-8, so an embedded
+    /// U+0000 is kept rather than ending the string.
     public func text(_ index: Int32) -> String? {
+        // sqlite3_column_text first, then sqlite3_column_bytes: the byte count is of the text form.
         guard let c = sqlite3_column_text(pointer, index) else { return nil }
-        return String(cString: c)
+        let count = Int(sqlite3_column_bytes(pointer, index))
+        return String(decoding: UnsafeBufferPointer(start: c, count: count), as: UTF8.self)
     }
 
     /// Column `index` of the current row as bytes, or `nil` when NULL.

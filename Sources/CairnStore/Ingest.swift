@@ -230,22 +230,50 @@ extension LogStore {
             .blob(entry.id.bytes), .blob(entry.bodyBytes), .blob(entry.signature), value.map { .blob($0) } ?? .null,
             .integer(now)
         ).run()
+        if database.changes > 0 { try adjustOrphanCount(by: 1) }
         for parent in missing {
             try database.prepare(Schema.insertOrphanWait).bind(.blob(parent.bytes), .blob(entry.id.bytes)).run()
         }
         return .orphaned
     }
 
-    /// Applies, recursively, the orphans whose last missing parent is `id`.
+    private func adjustOrphanCount(by delta: Int) throws {
+        try database.prepare(Schema.addToOrphanCount).bind(.integer(delta)).run()
+    }
+
+    /// Applies the orphans whose last missing parent is `id`, then those they release, and so on.
+    ///
+    /// A work list, not a recursion: applying a released orphan calls back here (from
+    /// `process`), and that nested call only queues the orphan's id for the outermost call's
+    /// loop. A chain of any length received children-first thus runs in constant stack.
+    /// Parents still come before children: an id is queued only once its entry is applied.
     private func releaseOrphans(of id: Hash32, now: UInt64, report: inout InsertReport) throws {
-        var waiting: [Hash32] = []
-        let select = try database.prepare(Schema.orphansWaitingFor).bind(.blob(id.bytes))
-        while try select.step() { waiting.append(Hash32(bytes: select.blob(0)!)!) }
-        guard !waiting.isEmpty else { return }
-        try database.prepare(Schema.deleteOrphanWaits).bind(.blob(id.bytes)).run()
-        for orphan in waiting where try !exists(Schema.orphanStillWaits, orphan) {
-            guard let raw = try take(Schema.takeOrphan, orphan) else { continue }
-            try reprocess(raw, id: orphan, now: now, report: &report)
+        if releaseQueue != nil {
+            releaseQueue!.append(id)
+            return
+        }
+        releaseQueue = [id]
+        defer { releaseQueue = nil }
+        var next = 0
+        // Index the queue in place (no local copy of it: nested calls append to it).
+        while next < releaseQueue!.count {
+            let parent = releaseQueue![next]
+            next += 1
+            if next >= 4096 {
+                // Drop the processed prefix now and then, so a long chain does not keep every id.
+                releaseQueue!.removeFirst(next)
+                next = 0
+            }
+            var waiting: [Hash32] = []
+            let select = try database.prepare(Schema.orphansWaitingFor).bind(.blob(parent.bytes))
+            while try select.step() { waiting.append(Hash32(bytes: select.blob(0)!)!) }
+            guard !waiting.isEmpty else { continue }
+            try database.prepare(Schema.deleteOrphanWaits).bind(.blob(parent.bytes)).run()
+            for orphan in waiting where try !exists(Schema.orphanStillWaits, orphan) {
+                guard let raw = try take(Schema.takeOrphan, orphan) else { continue }
+                try adjustOrphanCount(by: -1)
+                try reprocess(raw, id: orphan, now: now, report: &report)
+            }
         }
     }
 
@@ -290,8 +318,20 @@ extension LogStore {
 
     /// Runs a pending entry through the checks again; it was verified when it arrived, but the
     /// writer set or its parents may have changed since.
+    /// A pending entry that no longer decodes (its row was damaged) is reported in
+    /// ``InsertReport/rejectedPending`` and stays deleted.
     private func reprocess(_ raw: RawEntry, id: Hash32, now: UInt64, report: inout InsertReport) throws {
-        guard let entry = try? SignedEntry(bodyBytes: raw.body, signature: raw.signature) else { return }
+        let entry: SignedEntry
+        do {
+            entry = try SignedEntry(bodyBytes: raw.body, signature: raw.signature)
+        } catch {
+            report.rejectedPending.append((id, .malformed(error)))
+            return
+        }
+        guard entry.id == id else {
+            report.rejectedPending.append((id, .idMismatch(claimed: id, actual: entry.id)))
+            return
+        }
         switch try process(entry, value: raw.value, now: now, report: &report) {
         case .rejected(let reason): report.rejectedPending.append((id, reason))
         case .quarantined: report.quarantined.append(id)
@@ -300,8 +340,15 @@ extension LogStore {
         }
     }
 
-    /// Number of entries waiting for parents.
-    public func orphanCount() throws -> Int { try database.readTransaction { try count(Schema.orphanCount) } }
+    /// Number of entries waiting for parents: a persisted counter, O(1).
+    /// - Throws: `SQLiteError` if the database cannot be read.
+    public func orphanCount() throws -> Int {
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.orphanCount)
+            if try statement.step() { return statement.int(0) }
+            return try count(Schema.orphanRows)  // a schema-2 file read as it is (read-only)
+        }
+    }
     /// Number of quarantined entries.
     public func quarantineCount() throws -> Int { try database.readTransaction { try count(Schema.quarantineCount) } }
 

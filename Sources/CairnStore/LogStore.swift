@@ -67,6 +67,9 @@ public final class LogStore {
     public let options: StoreOptions
     var clock: HybridClock
     var writerCache: [PublicKey: WriterStatus] = [:]
+    /// Ids whose waiting orphans are still to be released, while a release is running
+    /// (`nil` otherwise): the work list that replaces recursion in `releaseOrphans`.
+    var releaseQueue: [Hash32]?
 
     private init(database: Database, logID: Hash32, options: StoreOptions) throws {
         self.database = database
@@ -139,6 +142,9 @@ public final class LogStore {
                 guard let step = Schema.migrations[version] else {
                     throw StoreError.unsupportedSchema(found: version, expected: Schema.version)
                 }
+                // A statement left on a row (the meta reads) would make DROP TABLE fail with
+                // SQLITE_LOCKED.
+                db.resetStatements()
                 try db.execute(step)
                 version += 1
             }

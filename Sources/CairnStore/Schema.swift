@@ -7,10 +7,10 @@ enum Schema {
     static let version: Int64 = 3
 
     /// The statements that take a file from schema version `n` (the key) to `n + 1`. Changes
-    /// only ever add tables, so a migrated file loses nothing.
+    /// add tables or rebuild one with every row copied, so a migrated file loses nothing.
     static let migrations: [Int64: String] = [
         1: createPeerTables,
-        2: createWritersTable,
+        2: createWritersTable + orphanCounterV3 + valueStoreV3,
     ]
 
     static let pragmas = """
@@ -52,14 +52,6 @@ enum Schema {
         CREATE INDEX parents_parent ON parents(parent);
 
         CREATE TABLE heads(id BLOB PRIMARY KEY) WITHOUT ROWID;
-
-        -- Value bytes beside the entries, by digest. data IS NULL: purged (or never received).
-        CREATE TABLE value_store(
-            digest BLOB PRIMARY KEY,
-            length INTEGER NOT NULL,
-            data BLOB,
-            purged INTEGER NOT NULL DEFAULT 0
-        ) WITHOUT ROWID;
 
         -- The materialized last-writer-wins state: the greatest (hlc, author, id) per key.
         CREATE TABLE state(
@@ -111,6 +103,8 @@ enum Schema {
 
         \(createPeerTables)
         \(createWritersTable)
+        \(orphanCounterV3)
+        \(createValueStore)
         """
 
     /// Schema version 3: the writer set, derived from `writer_events` by the writer-set rule.
@@ -250,7 +244,11 @@ enum Schema {
     static let deleteOrphanWaits = "DELETE FROM orphan_waits WHERE parent = ?1"
     static let orphanStillWaits = "SELECT 1 FROM orphan_waits WHERE orphan = ?1 LIMIT 1"
     static let takeOrphan = "DELETE FROM orphans WHERE id = ?1 RETURNING body, sig, value"
-    static let orphanCount = "SELECT count(*) FROM orphans"
+    /// The pool size, kept in `meta.orphan_count` (schema 3) so the limit check is O(1).
+    static let orphanCount = "SELECT value FROM meta WHERE name = 'orphan_count'"
+    /// Counting the rows: for a read-only connection on a schema-2 file (no counter), and verify.
+    static let orphanRows = "SELECT count(*) FROM orphans"
+    static let addToOrphanCount = "UPDATE meta SET value = value + ?1 WHERE name = 'orphan_count'"
     /// Parents orphans wait for that are not themselves pending here: what to ask peers for.
     static let missingParents = """
         SELECT DISTINCT parent FROM orphan_waits w
@@ -339,6 +337,44 @@ enum Schema {
         """
     static let peerStatuses = "SELECT \(peerStatusColumns) FROM peer_status ORDER BY identity"
     static let peerStatusByIdentity = "SELECT \(peerStatusColumns) FROM peer_status WHERE identity = ?1"
+
+    // MARK: - Schema version 3
+
+    /// Schema version 3, orphan pool: `meta.orphan_count` holds the number of rows in
+    /// `orphans`. Every insert into and take from the pool adjusts it in the same transaction,
+    /// so checking ``StoreOptions/orphanLimit`` does not count the pool. Initialised from the
+    /// rows on migration (and to 0 on create).
+    static let orphanCounterV3 = """
+        INSERT OR REPLACE INTO meta(name, value) SELECT 'orphan_count', count(*) FROM orphans;
+        """
+
+    /// Schema version 3, values: value bytes beside the entries, by digest (`data IS NULL`:
+    /// purged, or never received).
+    ///
+    /// A rowid table with a separate unique index on `digest`. A lookup walks that small index
+    /// and then one integer-keyed row, and never touches another row's bytes: in the
+    /// `WITHOUT ROWID` table of schema 2 the b-tree held whole rows, and its binary search read
+    /// a 50 MiB row in full to compare keys, so one large value slowed every `get`. `data` is
+    /// the last column, so reading `length` or `purged` never walks a large value's overflow
+    /// pages.
+    static let createValueStore = """
+        CREATE TABLE value_store(
+            digest BLOB NOT NULL UNIQUE,
+            length INTEGER NOT NULL,
+            purged INTEGER NOT NULL DEFAULT 0,
+            data BLOB
+        );
+        """
+
+    /// Moves a schema-2 `value_store` into the layout of ``createValueStore``, inside the
+    /// migration's transaction.
+    static let valueStoreV3 = """
+        ALTER TABLE value_store RENAME TO value_store_v2;
+        \(createValueStore)
+        INSERT INTO value_store(digest, length, purged, data)
+            SELECT digest, length, purged, data FROM value_store_v2 ORDER BY digest;
+        DROP TABLE value_store_v2;
+        """
 
     // MARK: - Delta
 

@@ -90,6 +90,7 @@ extension LogStore {
             try recomputeWriterSet()
             try rebuildState()
             try rebuildOrphanWaits()
+            try database.execute(Schema.orphanCounterV3)
         }
     }
 
@@ -209,7 +210,7 @@ extension LogStore {
         }
         let target = entry.payload.target
         if row.hlc != Int64(bitPattern: entry.hlc.rawValue) || row.author != entry.author.bytes
-            || row.kind != Int64(entry.kind.rawValue) || !sameText(row.bucket, target?.bucket) || !sameText(row.key, target?.key)
+            || row.kind != Int64(entry.kind.rawValue) || !sameBytes(row.bucket, target?.bucket) || !sameBytes(row.key, target?.key)
         {
             problem("stored columns disagree with the signed body")
         }
@@ -221,14 +222,6 @@ extension LogStore {
         }
         if case .merge = entry.payload, let reason = try? mergeProblem(entry) { problem("\(reason)") }
         if case .put(_, _, let ref) = entry.payload { try checkValueRow(ref, problem: problem) }
-    }
-
-    private func sameText(_ a: String?, _ b: String?) -> Bool {
-        switch (a, b) {
-        case (nil, nil): true
-        case let (x?, y?): x.utf8.elementsEqual(y.utf8)
-        default: false
-        }
     }
 
     private func checkParents(_ entry: SignedEntry, seq: Int64, problem: (String) -> Void) throws {
@@ -325,6 +318,7 @@ extension LogStore {
                 }
             }
         }
+        if try count(Schema.orphanRows) != orphanCount() { report.problem("meta.orphan_count is not the number of orphans") }
         let stray = try database.prepare(Schema.strayOrphanWaits)
         while try stray.step() { report.problem("orphan_waits: a row for \(Hex.encode(stray.blob(0) ?? []).prefix(12)), which is not an orphan") }
     }

@@ -150,6 +150,29 @@ func fieldBytes(_ body: EntryBody) -> [UInt8] { Array(fieldsJSON(body).rendered(
         #expect(try EntryBody.decode(try odd.encoded()).encoded() == (try odd.encoded()))
     }
 
+    /// Equality and hashing of payloads and merge decisions compare text by bytes, not by
+    /// Swift's canonical equivalence (`"\u{e9}" == "e\u{301}"` holds for `String`).
+    @Test func payloadAndDecisionEqualityIsByteExact() throws {
+        let ref = ValueRef(of: [1])
+        let pairs: [(String, String)] = [("\u{e9}", "e\u{301}"), ("caf\u{E9}", "cafe\u{301}"), ("\u{212B}", "\u{C5}")]
+        for (x, y) in pairs {
+            #expect(x == y, "the premise: Swift calls them equal")
+            #expect(Payload.put(bucket: "b", key: x, value: ref) != .put(bucket: "b", key: y, value: ref))
+            #expect(Payload.put(bucket: x, key: "k", value: ref) != .put(bucket: y, key: "k", value: ref))
+            #expect(Payload.delete(bucket: "b", key: x) != .delete(bucket: "b", key: y))
+            #expect(Payload.genesis(name: x, writers: []) != .genesis(name: y, writers: []))
+            #expect(Set([Payload.delete(bucket: x, key: x), .delete(bucket: y, key: y)]).count == 2)
+            let winner = Hash32(bytes: [UInt8](repeating: 1, count: 32))!, loser = Hash32(bytes: [UInt8](repeating: 2, count: 32))!
+            let (dx, dy) = (MergeDecision(bucket: "b", key: x, winner: winner, losers: [loser]),
+                            MergeDecision(bucket: "b", key: y, winner: winner, losers: [loser]))
+            #expect(dx != dy && Set([dx, dy]).count == 2)
+            #expect(Payload.merge(decisions: [dx]) != .merge(decisions: [dy]))
+            #expect(Self.put("b", x) != Self.put("b", y), "bodies differ too")
+        }
+        #expect(Payload.put(bucket: "b", key: "\u{e9}", value: ref) == .put(bucket: "b", key: "\u{e9}", value: ref))
+        #expect(Payload.delete(bucket: "b", key: "a\0x") != .delete(bucket: "b", key: "a\0y"))
+    }
+
     @Test func lwwOrderIsHLCThenAuthorThenID() throws {
         let (a, b) = (testKey(0x01), testKey(0x02))
         func entry(_ key: SigningKey, _ hlc: UInt64, _ k: String = "x") throws -> SignedEntry {

@@ -66,4 +66,30 @@ import Testing
         try a.execute("INSERT INTO t VALUES(1)")
         #expect(try b.dataVersion() != before)
     }
+    /// Text is bound and read by its UTF-8 bytes: an embedded U+0000 does not cut it short, and
+    /// canonically equivalent strings (precomposed vs decomposed é) stay different values.
+    @Test func textRoundTripsByteExactly() throws {
+        let db = try Database(path: ":memory:")
+        try db.execute("CREATE TABLE s(k TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID")
+        let texts = ["a\0x", "a\0y", "a", "\0", "\u{e9}", "e\u{301}", "", "x\0\0"]
+        #expect(Set(texts.map { Array($0.utf8) }).count == texts.count)
+        let insert = try db.prepare("INSERT INTO s(k, n) VALUES(?1, ?2)")
+        for (n, text) in texts.enumerated() { try insert.bind(.text(text), .int(Int64(n))).run() }
+        let select = try db.prepare("SELECT n, k, length(CAST(k AS BLOB)), typeof(k) FROM s WHERE k = ?1")
+        for (n, text) in texts.enumerated() {
+            try select.bind(.text(text))
+            #expect(try select.step(), "row for \(Array(text.utf8))")
+            #expect(select.int(0) == n)
+            #expect(Array(try #require(select.text(1)).utf8) == Array(text.utf8))
+            #expect(select.int(2) == text.utf8.count)
+            #expect(select.text(3) == "text")
+            #expect(try !select.step())
+        }
+        let all = try db.prepare("SELECT k FROM s ORDER BY k")
+        var read: [[UInt8]] = []
+        while try all.step() { read.append(Array(try #require(all.text(0)).utf8)) }
+        #expect(read == texts.map { Array($0.utf8) }.sorted { $0.lexicographicallyPrecedes($1) })
+        let null = try db.prepare("SELECT NULL")
+        #expect(try null.step() && null.text(0) == nil)
+    }
 }

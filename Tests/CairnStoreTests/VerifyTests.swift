@@ -84,6 +84,7 @@ import Testing
         "DELETE FROM value_store WHERE length = 3",
         "DELETE FROM parents WHERE child = (SELECT child FROM parents LIMIT 1)",
         "INSERT INTO orphan_waits(parent, orphan) VALUES(zeroblob(32), zeroblob(32))",
+        "UPDATE meta SET value = 7 WHERE name = 'orphan_count'",
     ])
     func tamperingWithADerivedTableIsFoundAndRepaired(_ tampering: String) throws {
         let (log, node) = try populated()
