@@ -20,7 +20,7 @@ struct VerifyCommand: CairnCommand {
     var json = false
 
     func run() async throws {
-        let log = try global.open()
+        let log = try global.openForReading()
         let bar = ProgressBar(label: "verifying", enabled: Terminal.stderrIsTTY)
         let report = try await log.verify { done, total in bar.update(done, total) }
         bar.finish()
