@@ -124,7 +124,7 @@ public actor CairnLog {
     ) throws -> CairnLog {
         let genesis = try BundleReader.genesis(of: bundle)
         return try join(at: path, genesis: genesis, networkSecret: networkSecret, nodeKey: nil, options: options) { store in
-            _ = try store.importBundle(from: bundle, batchSize: 2000)
+            _ = try store.importBundle(from: bundle, batchSize: 2000, pauseMicroseconds: 0)  // a new node: no other writer yet
         }
     }
 

@@ -164,6 +164,9 @@ public final class Database {
     /// inner part, and nothing is durable until the outermost transaction commits.
     public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
         let nested = isInTransaction
+        // A statement left on a row holds an old read snapshot, and SQLite refuses to turn a
+        // stale snapshot into a write (SQLITE_BUSY_SNAPSHOT, without waiting): release it.
+        if !nested { resetStatements() }
         try execute(nested ? "SAVEPOINT nested_write" : "BEGIN IMMEDIATE")
         do {
             let result = try body()
