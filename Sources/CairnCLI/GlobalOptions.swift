@@ -42,12 +42,22 @@ struct GlobalOptions: ParsableArguments {
         return !["", "0", "false", "no"].contains(String(cString: env).lowercased())
     }
 
+    /// Store options: the defaults, except the lock wait from `$CAIRN_BUSY_TIMEOUT_MS`
+    /// (milliseconds; default 30 s).
+    var storeOptions: StoreOptions {
+        var options = StoreOptions()
+        if let env = getenv("CAIRN_BUSY_TIMEOUT_MS"), let value = Int32(String(cString: env)), value >= 0 {
+            options.busyTimeoutMilliseconds = value
+        }
+        return options
+    }
+
     /// Opens the log in the data directory for a command that writes: read-write, with the
     /// node key. Fails with one line when the directory is read-only (or read-only was asked).
     func open() throws -> CairnLog {
         log.debug("opening log", metadata: ["data-dir": .string(path)])
         if readOnlyRequested && DataDirectory(path: path).exists { throw StoreError.readOnly(path: path) }
-        let opened = try CairnLog.open(at: path)
+        let opened = try CairnLog.open(at: path, options: storeOptions)
         log.debug("opened log", metadata: ["log": .string(opened.logID.hex)])
         return opened
     }
@@ -61,7 +71,7 @@ struct GlobalOptions: ParsableArguments {
         let directory = DataDirectory(path: path)
         let readOnly = readOnlyRequested || (directory.exists && (!directory.isWritable || !directory.hasKeyFile))
         log.debug("opening log", metadata: ["data-dir": .string(path), "read-only": .stringConvertible(readOnly)])
-        let opened = try CairnLog.open(at: path, readOnly: readOnly)
+        let opened = try CairnLog.open(at: path, readOnly: readOnly, options: storeOptions)
         log.debug("opened log", metadata: ["log": .string(opened.logID.hex)])
         return opened
     }

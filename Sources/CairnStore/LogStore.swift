@@ -18,6 +18,9 @@ public struct StoreOptions: Sendable {
     public var wallClock: any WallClock = SystemWallClock()
     /// Verify signatures on this many threads during a batch insert (libsodium is thread-safe).
     public var verifierThreads = 2
+    /// How long a connection waits for another connection's lock (polling every 1–2 ms)
+    /// before failing with `SQLITE_BUSY`. Default: 30 s.
+    public var busyTimeoutMilliseconds: Int32 = 30_000
 
     public init() {}
 }
@@ -88,7 +91,7 @@ public final class LogStore {
     public static func create(path: String, genesis: SignedEntry, options: StoreOptions = StoreOptions()) throws -> LogStore {
         guard case .genesis = genesis.payload else { throw StoreError.invalidEntry(.missingParents) }
         guard genesis.hasValidSignature else { throw StoreError.notAuthorized(genesis.author, .badSignature) }
-        let db = try Database(path: path, mode: .readWriteCreate)
+        let db = try Database(path: path, mode: .readWriteCreate, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         try db.execute(Schema.pragmas)
         let hasTables = try db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'")
         if try hasTables.step() { throw StoreError.alreadyExists(path: path) }
@@ -122,16 +125,16 @@ public final class LogStore {
         let logID: Hash32
         if readOnly {
             do {
-                (db, version, logID) = try connect(path: path, mode: .readOnly)
+                (db, version, logID) = try connect(path: path, mode: .readOnly, options: options)
             } catch let error as SQLiteError where cannotInitializeSharedMemory(error) {
                 guard !hasWriteAheadContent(path) else { throw StoreError.unreadableWriteAheadLog(path: path) }
-                (db, version, logID) = try mapped(path) { try connect(path: path, mode: .readOnlyImmutable) }
+                (db, version, logID) = try mapped(path) { try connect(path: path, mode: .readOnlyImmutable, options: options) }
             } catch is SQLiteError {
                 throw StoreError.notACairnLog(path: path)
             }
         } else {
             do {
-                (db, version, logID) = try connect(path: path, mode: .readWrite)
+                (db, version, logID) = try connect(path: path, mode: .readWrite, options: options)
             } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.readOnly && access(path, F_OK) == 0 {
                 throw StoreError.readOnly(path: path)
             } catch is SQLiteError {
@@ -150,8 +153,8 @@ public final class LogStore {
     /// Opens `path` and reads the schema version and log id: a couple of pages. SQLite errors
     /// pass through (the caller decides what they mean); a file without Cairn metadata throws
     /// ``StoreError/notACairnLog(path:)``.
-    private static func connect(path: String, mode: Database.OpenMode) throws -> (Database, Int64, Hash32) {
-        let db = try Database(path: path, mode: mode)
+    private static func connect(path: String, mode: Database.OpenMode, options: StoreOptions) throws -> (Database, Int64, Hash32) {
+        let db = try Database(path: path, mode: mode, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         if mode == .readWrite { try db.execute(Schema.pragmas) }
         guard let version = try metaInt(db, "schema_version"),
             let id = try metaBlob(db, "log_id").flatMap(Hash32.init(bytes:))

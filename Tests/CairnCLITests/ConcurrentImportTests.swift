@@ -1,4 +1,5 @@
 import Cairn
+import CairnSQLite
 import Foundation
 import Testing
 
@@ -107,5 +108,24 @@ struct ConcurrentImportTests {
         let putsDuringImport = putIDs.values.flatMap { $0 }.filter { (cursors[$0] ?? 0) > firstBulk && (cursors[$0] ?? 0) < lastBulk }
         #expect(!putsDuringImport.isEmpty, "no put committed while the import was applying its chunks")
         #expect(try Node(dataDir: target).ok("verify").contains("OK"))
+    }
+
+    /// A writer that cannot get the lock within its wait says so in one line (no SQL); readers
+    /// are not held up meanwhile.
+    @Test func aWriterThatCannotGetTheLockSaysTheLogIsBusy() throws {
+        let sandbox = try Sandbox()
+        let node = try sandbox.initLog()
+        try node.ok("put", "b/k", "v1")
+        let holder = try Database(path: node.dataDir + "/cairn.db", mode: .readWrite)
+        try holder.execute("BEGIN IMMEDIATE")
+        let environment = ["CAIRN_BUSY_TIMEOUT_MS": "100"]
+        let put = try CLI.run(["--data-dir", node.dataDir, "put", "b/k", "v2"], environment: environment)
+        expectCleanError(put, containing: "the log at \(node.dataDir) is busy (another process holds the write lock); try again")
+        #expect(put.stderr.split(separator: "\n").count == 1 && !put.stderr.contains("SQL"), "\(put)")
+        let get = try CLI.run(["--data-dir", node.dataDir, "get", "b/k"], environment: environment)
+        #expect(get.status == 0 && get.stdout == "v1", "\(get)")
+        try holder.execute("ROLLBACK")
+        try node.ok("put", "b/k", "v2")
+        #expect(try node.ok("get", "b/k") == "v2")
     }
 }
