@@ -118,7 +118,8 @@ public final class LogStore {
     ///
     /// - Throws: ``StoreError/notACairnLog(path:)``, ``StoreError/unsupportedSchema(found:expected:)``,
     ///   ``StoreError/readOnly(path:)`` (a read-write open SQLite can only read),
-    ///   ``StoreError/unreadableWriteAheadLog(path:)``; `SQLiteError` from a migration.
+    ///   ``StoreError/unreadableWriteAheadLog(path:)``; `SQLiteError` from a migration, or
+    ///   `SQLITE_BUSY` when another connection holds a lock past the busy timeout.
     public static func open(path: String, options: StoreOptions = StoreOptions(), readOnly: Bool = false) throws -> LogStore {
         let db: Database
         let version: Int64
@@ -129,6 +130,8 @@ public final class LogStore {
             } catch let error as SQLiteError where cannotInitializeSharedMemory(error) {
                 guard !hasWriteAheadContent(path) else { throw StoreError.unreadableWriteAheadLog(path: path) }
                 (db, version, logID) = try mapped(path) { try connect(path: path, mode: .readOnlyImmutable, options: options) }
+            } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.busy {
+                throw error  // another process held a lock past the busy timeout: not a format problem
             } catch is SQLiteError {
                 throw StoreError.notACairnLog(path: path)
             }
@@ -137,6 +140,8 @@ public final class LogStore {
                 (db, version, logID) = try connect(path: path, mode: .readWrite, options: options)
             } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.readOnly && access(path, F_OK) == 0 {
                 throw StoreError.readOnly(path: path)
+            } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.busy {
+                throw error
             } catch is SQLiteError {
                 throw StoreError.notACairnLog(path: path)
             }
