@@ -50,7 +50,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "CairnCLI", dependencies: [
-            "Cairn", "CairnSync",
+            "Cairn", "CairnSync", "CairnSQLite",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

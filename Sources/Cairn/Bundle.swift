@@ -5,7 +5,10 @@ import CairnStore
 import Glibc
 #endif
 
-/// Why a bundle cannot be read or imported. Nothing is applied when any of these is thrown.
+/// Why a bundle cannot be read or imported. Nothing is applied when any of these is thrown,
+/// except ``changedDuringImport`` and ``refusedWhileApplying(index:reason:imported:)``, after
+/// which the entries imported form a parents-first prefix that importing the bundle again
+/// completes.
 public enum BundleError: Error, Equatable, CustomStringConvertible {
     case cannotOpen(path: String)
     case notABundle
@@ -15,8 +18,14 @@ public enum BundleError: Error, Equatable, CustomStringConvertible {
     case malformed(String)
     case checksumMismatch
     case countMismatch(declared: UInt64, found: UInt64)
-    /// Entries the log refused; the import was rolled back.
-    case rejected([(index: Int, reason: RejectReason)])
+    /// Entries the log would refuse (the first ones, by index; `total` in all): nothing was applied.
+    case rejected([(index: Int, reason: ImportRefusal)], total: Int)
+    /// The file changed between the check and the apply pass; the chunks applied before the
+    /// change had passed the check.
+    case changedDuringImport
+    /// An entry that passed the check was refused while applying (the writer set changed in a
+    /// way the check does not foresee); `imported` entries before its chunk were applied.
+    case refusedWhileApplying(index: Int, reason: RejectReason, imported: Int)
 
     public static func == (a: BundleError, b: BundleError) -> Bool { a.description == b.description }
 
@@ -30,10 +39,14 @@ public enum BundleError: Error, Equatable, CustomStringConvertible {
         case .malformed(let what): "corrupt bundle: \(what)"
         case .checksumMismatch: "corrupt bundle: checksum mismatch"
         case .countMismatch(let declared, let found): "corrupt bundle: declares \(declared) entries, holds \(found)"
-        case .rejected(let list):
+        case .rejected(let list, let total):
             "bundle rejected, nothing imported: "
                 + list.prefix(5).map { "entry #\($0.index): \($0.reason)" }.joined(separator: "; ")
-                + (list.count > 5 ? " (and \(list.count - 5) more)" : "")
+                + (total > 5 ? " (and \(total - 5) more)" : "")
+        case .changedDuringImport:
+            "the bundle file changed during the import; what was imported before the change is valid: import the bundle again"
+        case .refusedWhileApplying(let index, let reason, let imported):
+            "entry #\(index) was refused while applying (\(reason)) after \(imported) entries were imported; they stay"
         }
     }
 }
@@ -178,20 +191,44 @@ public struct ImportReport: Sendable {
     public init() {}
 }
 
+/// How far an import has got: reported after each chunk it commits.
+public struct ImportProgress: Sendable {
+    /// Entries in the bundle (all checked before the first chunk is applied).
+    public let total: Int
+    /// Entries of the bundle through the last committed chunk.
+    public let done: Int
+}
+
 extension CairnLog {
     /// Writes every entry (and every value still held) to a bundle file, parents first.
     /// Returns the number of entries written.
+    ///
+    /// - Throws: ``BundleError/cannotOpen(path:)`` or ``DataDirectoryError/io(path:errno:)``
+    ///   if the file cannot be written; `SQLiteError`.
     @discardableResult
     public func exportBundle(to path: String) throws -> Int {
         try store.exportBundle(to: path)
     }
 
-    /// Imports a bundle, all or nothing: the file is first read whole to check its framing,
-    /// count and checksum (memory stays bounded: nothing is kept), then its entries are
-    /// verified and inserted in batches inside one transaction. Any refused entry rolls the
-    /// whole import back and is reported.
-    public func importBundle(from path: String, batchSize: Int = 2000) throws -> ImportReport {
-        try writing { try store.importBundle(from: path, batchSize: batchSize) }
+    /// Imports a bundle, all or nothing with respect to refusal, without holding the write lock
+    /// for long.
+    ///
+    /// First a check pass reads the whole file on one read snapshot — framing, count and
+    /// checksum, and every entry's encoding, id, signature and value, its parents (earlier in
+    /// the bundle or already here), HLCs and author — keeping only ids and HLCs in memory.
+    /// If any entry would be refused, nothing is applied and every problem is reported. Only
+    /// then are the entries applied, in chunks of `batchSize`, one write transaction each, with
+    /// a short pause between chunks so other writers (`cairn put`) get the lock. An
+    /// interrupted import leaves a parents-first prefix; importing the bundle again completes it.
+    ///
+    /// - Parameter progress: called after each committed chunk; a throw stops the import there.
+    /// - Throws: ``BundleError`` for a bundle that is corrupt, of another log, or refused;
+    ///   ``StoreError/readOnly(path:)``; `SQLiteError`.
+    public func importBundle(
+        from path: String, batchSize: Int = 2000, progress: (ImportProgress) throws -> Void = { _ in }
+    ) throws -> ImportReport {
+        try requireWritable()
+        return try store.importBundle(from: path, batchSize: batchSize, inTransaction: { try writing($0) }, progress: progress)
     }
 }
 
@@ -226,34 +263,86 @@ extension LogStore {
         return Int(count)
     }
 
-    func importBundle(from path: String, batchSize: Int) throws -> ImportReport {
+    /// The import behind ``CairnLog/importBundle(from:batchSize:progress:)``; `inTransaction`
+    /// runs each chunk's write transaction (the facade's also folds the chunk into a loaded
+    /// reconciliation index), and `pauseMicroseconds` is the gap left between chunks.
+    func importBundle(
+        from path: String, batchSize: Int, pauseMicroseconds: UInt32 = 5_000,
+        inTransaction: (() throws -> InsertReport) throws -> InsertReport = { try $0() },
+        progress: (ImportProgress) throws -> Void = { _ in }
+    ) throws -> ImportReport {
         let store = self
-        var check = try BundleReader(path: path)
-        guard check.logID == logID else { throw BundleError.wrongLog(expected: logID, found: check.logID) }
-        while try check.next() != nil {}
+        let size = max(batchSize, 1)
 
-        var reader = try BundleReader(path: path)
-        var report = ImportReport()
-        try store.database.writeTransaction {
+        // Pass 1: framing, checksum and every check, on one snapshot; a digest per chunk, so
+        // pass 2 applies exactly the bytes that were checked.
+        var checking = try BundleReader(path: path)
+        guard checking.logID == logID else { throw BundleError.wrongLog(expected: logID, found: checking.logID) }
+        var check = ImportCheck()
+        var digests: [Hash32] = []
+        try database.readTransaction {
             var batch: [RawEntry] = []
-            var rejected: [(index: Int, reason: RejectReason)] = []
             func flush() throws {
-                let result = try store.insert(batch)
-                rejected += result.rejected.map { (report.entries + $0.index, $0.reason) }
-                report.applied += result.applied.count
-                report.duplicates += result.duplicates
-                report.orphaned += result.orphaned.count
-                report.quarantined += result.quarantined.count
-                report.entries += batch.count
+                try store.check(batch, into: &check)
+                digests.append(LogStore.digest(of: batch))
                 batch.removeAll(keepingCapacity: true)
             }
-            while let raw = try reader.next() {
+            while let raw = try checking.next() {
                 batch.append(raw)
-                if batch.count == batchSize { try flush() }
+                if batch.count == size { try flush() }
             }
-            try flush()
-            if !rejected.isEmpty { throw BundleError.rejected(rejected) }
+            if !batch.isEmpty { try flush() }
         }
+        guard check.refusedCount == 0 else { throw BundleError.rejected(check.refusals, total: check.refusedCount) }
+
+        // Pass 2: apply chunk by chunk, each in its own short write transaction.
+        var reader = try BundleReader(path: path)
+        var report = ImportReport()
+        var chunk = 0
+        var batch: [RawEntry] = []
+        func apply() throws {
+            guard chunk < digests.count, LogStore.digest(of: batch) == digests[chunk] else { throw BundleError.changedDuringImport }
+            if chunk > 0 && pauseMicroseconds > 0 { usleep(pauseMicroseconds) }  // let waiting writers in
+            let result = try inTransaction {
+                try store.database.writeTransaction {  // a savepoint inside `inTransaction`'s: a refusal undoes the chunk
+                    let result = try store.insertChecked(batch)
+                    if let first = result.rejected.first {
+                        throw BundleError.refusedWhileApplying(index: report.entries + first.index, reason: first.reason, imported: report.entries)
+                    }
+                    return result
+                }
+            }
+            report.applied += result.applied.count
+            report.duplicates += result.duplicates
+            report.orphaned += result.orphaned.count
+            report.quarantined += result.quarantined.count
+            report.entries += batch.count
+            chunk += 1
+            batch.removeAll(keepingCapacity: true)
+            try progress(ImportProgress(total: check.entries, done: report.entries))
+        }
+        while let raw = try reader.next() {
+            batch.append(raw)
+            if batch.count == size { try apply() }
+        }
+        if !batch.isEmpty { try apply() }
+        guard chunk == digests.count else { throw BundleError.changedDuringImport }
         return report
+    }
+
+    /// A digest of a chunk's records, to tell that pass 2 reads the bytes pass 1 checked.
+    private static func digest(of batch: [RawEntry]) -> Hash32 {
+        var hasher = Blake2b.Hasher()
+        for raw in batch {
+            var w = ByteWriter(capacity: 16)
+            w.u32(UInt32(raw.body.count))
+            w.u8(raw.value == nil ? 0 : 1)
+            w.u32(UInt32(raw.value?.count ?? 0))
+            hasher.update(w.bytes)
+            hasher.update(raw.body)
+            hasher.update(raw.signature)
+            if let value = raw.value { hasher.update(value) }
+        }
+        return hasher.finalize()
     }
 }

@@ -5,16 +5,25 @@ import CairnStore
 extension CairnLog {
     /// Adds a peer to dial, or replaces the pinned identity of the same address. Throws
     /// ``PeerAddressError`` for an address that is not `host:port`.
-    public func addPeer(_ peer: PeerAddress) throws { try store.addPeer(peer) }
+    public func addPeer(_ peer: PeerAddress) throws {
+        try requireWritable()
+        try store.addPeer(peer)
+    }
 
     /// Removes the peer with this address; returns whether it was in the list.
-    public func removePeer(address: String) throws -> Bool { try store.removePeer(address: address) }
+    public func removePeer(address: String) throws -> Bool {
+        try requireWritable()
+        return try store.removePeer(address: address)
+    }
 
     /// The peer list, by address.
     public func peers() throws -> [PeerAddress] { try store.peers() }
 
     /// Records what is known of a peer, replacing the previous record for its identity.
-    public func savePeerStatus(_ status: PeerStatus) throws { try store.savePeerStatus(status) }
+    public func savePeerStatus(_ status: PeerStatus) throws {
+        try requireWritable()
+        try store.savePeerStatus(status)
+    }
 
     /// Every peer status, by identity.
     public func peerStatuses() throws -> [PeerStatus] { try store.peerStatuses() }

@@ -16,34 +16,67 @@ import CairnReconcile
 public actor CairnLog {
     /// The log id (the genesis entry's id).
     public nonisolated let logID: Hash32
-    /// This node's public key: the author of its entries.
+    /// This node's public key: the author of its entries. A log opened read-only without a
+    /// usable `node.key` has no node key: this is then a throwaway key made for that open
+    /// (``hasNodeKey`` is `false`), which can sign nothing since the log cannot be written.
     public nonisolated let nodeKey: PublicKey
+    /// Whether ``nodeKey`` is this node's key from `node.key` (always, unless opened read-only).
+    public nonisolated let hasNodeKey: Bool
+    /// Whether the log was opened read-only (``open(at:readOnly:options:)``): every write
+    /// throws ``StoreError/readOnly(path:)``.
+    public nonisolated let isReadOnly: Bool
     /// Where the log lives.
     public nonisolated let directory: DataDirectory
 
     let store: LogStore
     let signer: SigningKey
-    /// The `(hlc, id)` set-reconciliation index over the entries table, kept current with
-    /// every write (its range fingerprints are cached in the same file).
-    let reconcileIndex: SQLiteStorage
+    /// The `(hlc, id)` set-reconciliation index over the entries table (its range fingerprints
+    /// are cached in the same file), loaded on first use: opening a log never touches it.
+    private var loadedReconcileIndex: SQLiteStorage?
     /// Set-reconciliation sessions in progress with peers (see CairnLog+Sync.swift).
     var reconcileSessions = ReconcileSessions()
 
-    private init(directory: DataDirectory, store: LogStore, signer: SigningKey) throws {
+    private init(directory: DataDirectory, store: LogStore, signer: SigningKey, hasNodeKey: Bool = true, readOnly: Bool = false) {
         self.directory = directory
         self.store = store
         self.signer = signer
         self.logID = store.logID
         self.nodeKey = signer.publicKey
-        self.reconcileIndex = try SQLiteStorage(database: store.database)
+        self.hasNodeKey = hasNodeKey
+        self.isReadOnly = readOnly
     }
 
-    /// Runs a store write and folds its new entries into the reconciliation index, in one
-    /// transaction: the index never lags behind what was committed.
+    /// The reconciliation index, loaded (and caught up with the entries) on first use: by a
+    /// Negentropy session, never by opening, reading or writing.
+    ///
+    /// - Throws: ``StoreError/readOnly(path:)`` on a read-only log (the index may need writing);
+    ///   `SQLiteError`.
+    var reconcileIndex: SQLiteStorage {
+        get throws {
+            if let loadedReconcileIndex { return loadedReconcileIndex }
+            try requireWritable()
+            let index = try SQLiteStorage(database: store.database)
+            loadedReconcileIndex = index
+            return index
+        }
+    }
+
+    /// Whether the reconciliation index has been loaded (it is only on first use).
+    package var reconcileIndexIsLoaded: Bool { loadedReconcileIndex != nil }
+
+    /// Throws ``StoreError/readOnly(path:)`` when the log was opened read-only.
+    func requireWritable() throws {
+        if isReadOnly { throw StoreError.readOnly(path: directory.path) }
+    }
+
+    /// Runs a store write in one transaction and, once the reconciliation index is in use,
+    /// folds the new entries into it in the same transaction, so a loaded index never lags a
+    /// commit. (An index not loaded yet catches up when it is: entries only grow.)
     func writing<T>(_ body: () throws -> T) throws -> T {
-        try store.database.writeTransaction {
+        try requireWritable()
+        return try store.database.writeTransaction {
             let result = try body()
-            _ = try reconcileIndex.catchUp()
+            if let loadedReconcileIndex { _ = try loadedReconcileIndex.catchUp() }
             return result
         }
     }
@@ -70,7 +103,7 @@ public actor CairnLog {
         )
         let genesis = try SignedEntry(signing: body, with: key)
         let store = try LogStore.create(path: directory.databasePath, genesis: genesis, options: options)
-        return try CairnLog(directory: directory, store: store, signer: key)
+        return CairnLog(directory: directory, store: store, signer: key)
     }
 
     /// Creates a new node of an existing log in `path`: a fresh node key and the log's
@@ -91,7 +124,7 @@ public actor CairnLog {
     ) throws -> CairnLog {
         let genesis = try BundleReader.genesis(of: bundle)
         return try join(at: path, genesis: genesis, networkSecret: networkSecret, nodeKey: nil, options: options) { store in
-            _ = try store.importBundle(from: bundle, batchSize: 2000)
+            _ = try store.importBundle(from: bundle, batchSize: 2000, pauseMicroseconds: 0)  // a new node: no other writer yet
         }
     }
 
@@ -123,19 +156,38 @@ public actor CairnLog {
             if let networkSecret { try directory.writeNetworkSecret(networkSecret) }
             let store = try LogStore.create(path: directory.databasePath, genesis: genesis, options: options)
             try fill(store)
-            return try CairnLog(directory: directory, store: store, signer: key)
+            return CairnLog(directory: directory, store: store, signer: key)
         } catch {
             directory.remove()
             throw error
         }
     }
 
-    /// Opens the log in `path`.
-    public static func open(at path: String, options: StoreOptions = StoreOptions()) throws -> CairnLog {
+    /// Opens the log in `path`. Opening is O(1): a few pages are read, nothing is written
+    /// (except a pending schema migration) and no lock is held afterwards.
+    ///
+    /// Read-write (the default) needs the node key and a data directory this process can write.
+    /// `readOnly` opens the database read-only — on read-only media or a copy without write
+    /// permission, as an immutable file when SQLite cannot create `cairn.db-shm` there — and
+    /// needs no node key (it uses `node.key` when it is there and private); every write then
+    /// throws ``StoreError/readOnly(path:)``.
+    ///
+    /// - Throws: ``DataDirectoryError/missing(path:)`` without a log; ``StoreError/readOnly(path:)``
+    ///   for a read-write open of a directory this process cannot write; ``DataDirectoryError``
+    ///   for a missing or unsafe node key (read-write only); ``StoreError`` for a file that is
+    ///   not a Cairn log or cannot be read.
+    public static func open(at path: String, readOnly: Bool = false, options: StoreOptions = StoreOptions()) throws -> CairnLog {
         let directory = DataDirectory(path: path)
         guard directory.exists else { throw DataDirectoryError.missing(path: path) }
+        if readOnly {
+            let store = try LogStore.open(path: directory.databasePath, options: options, readOnly: true)
+            let key = try? directory.loadKey()
+            return CairnLog(directory: directory, store: store, signer: key ?? SigningKey.generate(), hasNodeKey: key != nil, readOnly: true)
+        }
+        guard directory.isWritable else { throw StoreError.readOnly(path: path) }
         let store = try LogStore.open(path: directory.databasePath, options: options)
-        return try CairnLog(directory: directory, store: store, signer: try directory.loadKey())
+        guard !store.database.isReadOnly else { throw StoreError.readOnly(path: path) }
+        return CairnLog(directory: directory, store: store, signer: try directory.loadKey())
     }
 
     /// The log's network secret from `network.key` (the pre-shared key of peer sessions).
@@ -196,6 +248,7 @@ public actor CairnLog {
     /// them). Hashes and signatures still verify. Returns the purged digest.
     @discardableResult
     public func purge(_ bucket: String, _ key: String) throws -> Hash32 {
+        try requireWritable()
         guard let ref = try store.state(bucket: bucket, key: key)?.value else {
             throw StoreError.notFound("\(bucket)/\(key) has no value")
         }
@@ -205,7 +258,10 @@ public actor CairnLog {
 
     /// Erases the bytes of a value by digest.
     @discardableResult
-    public func purge(digest: Hash32) throws -> Bool { try store.purge(digest) }
+    public func purge(digest: Hash32) throws -> Bool {
+        try requireWritable()
+        return try store.purge(digest)
+    }
 
     /// Inserts entries received from elsewhere (a peer, a bundle): verified, idempotent.
     public func insert(_ entries: [RawEntry]) throws -> InsertReport { try writing { try store.insert(entries) } }

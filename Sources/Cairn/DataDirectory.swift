@@ -53,6 +53,14 @@ public struct DataDirectory: Sendable {
     /// Whether a log exists here.
     public var exists: Bool { access(databasePath, F_OK) == 0 }
 
+    /// Whether this process may write the directory and its database (`access(2)`: false on
+    /// read-only media, and for a directory or `cairn.db` without write permission — except
+    /// for root, whom permission bits do not stop).
+    public var isWritable: Bool { access(path, W_OK) == 0 && access(databasePath, W_OK) == 0 }
+
+    /// Whether `node.key` exists (readable or not).
+    public var hasKeyFile: Bool { access(keyPath, F_OK) == 0 }
+
     /// Creates the directory (mode 0700) if needed.
     func createDirectory() throws {
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw DataDirectoryError.io(path: path, errno: errno) }
@@ -112,7 +120,8 @@ public struct DataDirectory: Sendable {
         guard info.st_mode & 0o077 == 0 else {
             throw DataDirectoryError.badKeyFile(path: path, reason: "readable by group or others (chmod 600 it)")
         }
-        guard let text = try readFile(path), let bytes = Hex.decode(String(decoding: text, as: UTF8.self).trimmingWhitespace()),
+        guard let text = try readFile(path) else { throw DataDirectoryError.badKeyFile(path: path, reason: "cannot read it") }
+        guard let bytes = Hex.decode(String(decoding: text, as: UTF8.self).trimmingWhitespace()),
             bytes.count == 32  // seeds and network secrets alike
         else { throw DataDirectoryError.badKeyFile(path: path, reason: "expected 64 hex digits") }
         return bytes

@@ -40,8 +40,10 @@ struct Cairn: AsyncParsableCommand {
     static func main() async {
         // A closed stdout must be a write error (EPIPE) we handle, not a signal that kills us.
         signal(SIGPIPE, SIG_IGN)
+        var dataDirectory: String?
         do {
             var command = try await asyncParseAsRoot(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
+            dataDirectory = (command as? any CairnCommand)?.global.path
             bootstrapLogging(verbose: (command as? any CairnCommand)?.global.verbose ?? false, daemon: command is ServeCommand)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
@@ -51,7 +53,7 @@ struct Cairn: AsyncParsableCommand {
             try Terminal.out.flush()
         } catch {
             try? Terminal.out.flush()
-            ErrorReport.exit(with: error)
+            ErrorReport.exit(with: error, dataDirectory: dataDirectory)
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cairn
+import CairnSQLite
 
 /// Errors the CLI itself raises (the library's own errors are mapped in ``ErrorReport``).
 enum CLIError: Error {
@@ -21,8 +22,9 @@ enum CLIError: Error {
 /// from ArgumentParser).
 enum ErrorReport {
     /// The message for an error the CLI or the library raised, or `nil` for ArgumentParser's
-    /// own errors (usage, help, explicit exit codes), which it reports itself.
-    static func message(for error: Error) -> String? {
+    /// own errors (usage, help, explicit exit codes), which it reports itself. `dataDirectory`
+    /// names the log in messages about SQLite locks and permissions.
+    static func message(for error: Error, dataDirectory: String? = nil) -> String? {
         switch error {
         case let error as CLIError:
             switch error {
@@ -45,6 +47,10 @@ enum ErrorReport {
         case let error as ValueError: error.description
         case let error as RejectReason: "rejected: \(error.description)"
         case let error as EntryFormatError: "invalid entry: \(error.description)"
+        case let error as SQLiteError where error.code & 0xff == Database.ResultCode.busy:
+            "the log at \(dataDirectory ?? "the data directory") is busy (another process holds the write lock); try again"
+        case let error as SQLiteError where error.code & 0xff == Database.ResultCode.readOnly:
+            StoreError.readOnly(path: dataDirectory ?? "the data directory").description
         default:
             // ArgumentParser's errors (usage, help, exit codes) are reported by it, with the
             // same prefix; it prints any other error (SQLite, below the library) as
@@ -54,9 +60,9 @@ enum ErrorReport {
     }
 
     /// Reports `error` and exits: with status 0 when stdout was closed by its reader.
-    static func exit(with error: Error) -> Never {
+    static func exit(with error: Error, dataDirectory: String? = nil) -> Never {
         if error is OutputClosed { Cairn.exit(withError: nil) }
-        guard let text = message(for: error) else { Cairn.exit(withError: error) }
+        guard let text = message(for: error, dataDirectory: dataDirectory) else { Cairn.exit(withError: error) }
         let oneLine = text.split(whereSeparator: \.isNewline).joined(separator: " ")
         Terminal.error("\(Cairn._errorPrefix)\(oneLine)")
         Cairn.exit(withError: ExitCode.failure)

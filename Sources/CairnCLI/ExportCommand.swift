@@ -24,7 +24,7 @@ struct ExportCommand: CairnCommand {
     var file: String
 
     func run() async throws {
-        let log = try global.open()
+        let log = try global.openForReading()
         let temporary = "\(file).partial-\(getpid())"
         let count: Int
         do {

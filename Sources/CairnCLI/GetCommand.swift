@@ -23,7 +23,7 @@ struct GetCommand: CairnCommand {
     var json = false
 
     func run() async throws {
-        let log = try global.open()
+        let log = try global.openForReading()
         guard let state = try await log.state(path.bucket, path.key) else { throw CLIError.notFound("\(path)") }
         guard let ref = state.value else {
             throw CLIError.notFound("\(path) (deleted by entry \(state.entryID.short))")

@@ -25,7 +25,7 @@ struct HistoryCommand: CairnCommand {
     var json = false
 
     func run() async throws {
-        let log = try global.open()
+        let log = try global.openForReading()
         let history = try await log.history(path.bucket, path.key)
         guard !history.versions.isEmpty else { throw CLIError.notFound("\(path) (never written)") }
         // For each losing write: the merges that recorded its defeat, and the winner each named.

@@ -8,8 +8,10 @@ struct ImportCommand: CairnCommand {
         abstract: "Import a bundle exported from a node of this log.",
         discussion: """
             All or nothing: the whole file is checked (framing, count, checksum, log id) and every \
-            entry verified (hash, signature, writer rules) before anything is kept; any problem \
-            leaves the log untouched, prints why and exits 1. Entries whose authors are not \
+            entry verified (hash, signature, parents, HLCs, writer rules) before anything is kept; \
+            any problem leaves the log untouched, prints why and exits 1. Entries are then applied \
+            in chunks of a few thousand, one short transaction each, so other writers are not \
+            locked out; an interrupted import is completed by running it again. Entries whose authors are not \
             writers here are refused: grant them first with 'cairn writers add'. Prints how many \
             entries were applied, already known, kept as orphans (parents missing) or quarantined \
             (HLC too far in the future).
@@ -22,7 +24,9 @@ struct ImportCommand: CairnCommand {
 
     func run() async throws {
         let log = try global.open()
-        let report = try await log.importBundle(from: file)
+        let report = try await log.importBundle(from: file) { progress in
+            global.log.info("applied chunk", metadata: ["done": .stringConvertible(progress.done), "total": .stringConvertible(progress.total)])
+        }
         global.log.info("imported", metadata: ["file": .string(file), "applied": .stringConvertible(report.applied)])
         try Terminal.out.line(
             "imported \(file): \(report.entries) entries, \(report.applied) applied, \(report.duplicates) already known, "

@@ -50,6 +50,7 @@ struct InitCommand: CairnCommand {
 
     func run() async throws {
         let path = global.path
+        if global.readOnlyRequested { throw StoreError.readOnly(path: path) }  // --no-write: this creates a log
         let secret = try secretFile.map(DataDirectory.readSecretFile(at:))
         try createParentDirectories(of: path)
         let created = try bundle.map { try CairnLog.join(at: path, bundle: $0, networkSecret: secret) }

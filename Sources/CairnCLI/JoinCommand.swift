@@ -23,6 +23,7 @@ struct JoinCommand: CairnCommand {
         let text = token == "-" ? String(decoding: try Terminal.readAll(fd: 0), as: UTF8.self) : token
         let invite = try Invite(parsing: text)
         let path = global.path
+        if global.readOnlyRequested { throw StoreError.readOnly(path: path) }  // --no-write: this creates a log
         try createParentDirectories(of: path)
         let node = try CairnLog.join(at: path, invite: invite)
         global.log.info("joined log", metadata: ["data-dir": .string(path), "log": .string(node.logID.hex)])

@@ -51,7 +51,7 @@ struct LogCommand: CairnCommand {
     private var isFiltered: Bool { author != nil || key != nil || since != nil || until != nil }
 
     func run() async throws {
-        let log = try global.open()
+        let log = try global.openForReading()
         var filter = LogFilter()
         if let author { filter.author = try await WriterLookup.resolve(author, in: log) }
         if let key { (filter.bucket, filter.key) = (key.bucket, key.key) }

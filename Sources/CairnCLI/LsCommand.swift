@@ -29,7 +29,7 @@ struct LsCommand: CairnCommand {
     }
 
     func run() async throws {
-        let log = try global.open()
+        let log = try global.openForReading()
         guard let target else {
             let buckets = try await log.buckets().prefix(limit ?? .max)
             for line in formatTable(buckets.map { [$0.bucket, "\($0.keys) key\($0.keys == 1 ? "" : "s")"] }) {

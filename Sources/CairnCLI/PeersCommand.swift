@@ -22,7 +22,7 @@ struct PeersCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let peers = try await global.open().peers()
+            let peers = try await global.openForReading().peers()
             if json {
                 for peer in peers { try Terminal.out.json(peerJSON(peer)) }
                 return

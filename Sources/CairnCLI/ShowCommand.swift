@@ -32,7 +32,7 @@ struct ShowCommand: CairnCommand {
     }
 
     func run() async throws {
-        let log = try global.open()
+        let log = try global.openForReading()
         let stored = try await log.entry(prefix: id)
         let entry = stored.entry
         var lookup: ValueLookup?

@@ -26,7 +26,7 @@ struct StatusCommand: CairnCommand {
     var json = false
 
     func run() async throws {
-        let log = try global.open()
+        let log = try global.openForReading()
         let name = try await log.name
         let counts = try await log.counts()
         let heads = try await log.heads()
@@ -42,7 +42,7 @@ struct StatusCommand: CairnCommand {
         }
         if json {
             try Terminal.out.json(.object([
-                ("log", .string(log.logID.hex)), ("name", .string(name)), ("node_key", .string(log.nodeKey.hex)),
+                ("log", .string(log.logID.hex)), ("name", .string(name)), ("node_key", log.hasNodeKey ? .string(log.nodeKey.hex) : .null),
                 ("data_dir", .string(global.path)), ("network_secret", .string(secret.json)),
                 ("entries", .int(Int64(counts.entries))),
                 ("heads", .array(heads.map { head in
@@ -58,7 +58,7 @@ struct StatusCommand: CairnCommand {
             return
         }
         var rows: [[String]] = [
-            ["log:", log.logID.hex], ["name:", name], ["node key:", "\(log.nodeKey.hex) (public)"],
+            ["log:", log.logID.hex], ["name:", name], ["node key:", log.hasNodeKey ? "\(log.nodeKey.hex) (public)" : "none (no usable node.key; opened read-only)"],
             ["data dir:", global.path], ["network secret:", secret.text], ["entries:", "\(counts.entries)"],
             ["heads:", "\(heads.count)" + (heads.count > 1 ? " (diverged: the next local write merges them)" : "")],
         ]

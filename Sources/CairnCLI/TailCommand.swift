@@ -45,7 +45,7 @@ struct TailCommand: CairnCommand {
     }
 
     func run() async throws {
-        let log = try global.open()
+        let log = try global.openForReading()
         global.log.debug("tailing", metadata: ["since": .stringConvertible(since), "follow": .stringConvertible(follow)])
         for try await change in log.changes(after: since, follow: follow) {
             try Terminal.out.json(try await envelope(change, log: log))

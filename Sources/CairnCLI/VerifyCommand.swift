@@ -24,7 +24,7 @@ struct VerifyCommand: CairnCommand {
     var repair = false
 
     func run() async throws {
-        let log = try global.open()
+        let log = repair ? try global.open() : try global.openForReading()
         if repair {
             try await log.repair()
             global.log.info("rebuilt the derived tables from the signed entries")

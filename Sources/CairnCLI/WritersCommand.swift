@@ -21,7 +21,7 @@ struct WritersCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let log = try global.open()
+            let log = try global.openForReading()
             let writers = try await log.writers()
             if json {
                 for writer in writers {

@@ -1,5 +1,11 @@
 import CSQLite
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// An error reported by SQLite, with the result code and SQLite's own message.
 public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     /// The (extended) SQLite result code, e.g. `SQLITE_BUSY`.
@@ -31,6 +37,20 @@ public final class Database {
         case readWrite
         /// Open read-only.
         case readOnly
+        /// Open read-only as an immutable file (the URI `file:PATH?immutable=1`): no locks, no
+        /// `-shm` or `-wal`, nothing created. Only for a file nobody writes, such as a copy on
+        /// read-only media; SQLite ignores any `-wal` file in this mode.
+        case readOnlyImmutable
+    }
+
+    /// SQLite's primary result codes this wrapper's callers test for.
+    public enum ResultCode {
+        /// `SQLITE_BUSY`: another connection holds a conflicting lock.
+        public static let busy: Int32 = 5
+        /// `SQLITE_READONLY`: a write to a read-only database (or one it cannot make writable).
+        public static let readOnly: Int32 = 8
+        /// `SQLITE_CANTOPEN`: the file (or its `-wal`/`-shm`) cannot be opened or created.
+        public static let cantOpen: Int32 = 14
     }
 
     /// The raw connection handle, for code that needs a C API call this wrapper lacks.
@@ -38,20 +58,31 @@ public final class Database {
     /// The path the connection was opened at (`:memory:` for an in-memory database).
     public let path: String
     private var statements: [String: Statement] = [:]
+    /// The busy handler's state; its address is the handler's context, so it lives as long as
+    /// the connection.
+    private let busyWait: BusyWait
 
     /// Opens (or creates) a database at `path`.
     ///
     /// The connection waits up to `busyTimeoutMilliseconds` for a lock held by another
-    /// connection or process before failing with `SQLITE_BUSY`.
-    public init(path: String, mode: OpenMode = .readWriteCreate, busyTimeoutMilliseconds: Int32 = 10_000) throws {
+    /// connection or process before failing with `SQLITE_BUSY`. It polls in 1–2 ms steps (see
+    /// ``BusyWait``) rather than SQLite's default backoff of up to 100 ms, so a waiting writer
+    /// gets in during another process's short pause between two transactions.
+    ///
+    /// - Throws: `SQLiteError` if the file cannot be opened.
+    public init(path: String, mode: OpenMode = .readWriteCreate, busyTimeoutMilliseconds: Int32 = 30_000) throws {
         var db: OpaquePointer?
         let flags: Int32
+        var target = path
         switch mode {
         case .readWriteCreate: flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
         case .readWrite: flags = SQLITE_OPEN_READWRITE
         case .readOnly: flags = SQLITE_OPEN_READONLY
+        case .readOnlyImmutable:
+            flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI
+            target = "file:" + Database.uriEscaped(path) + "?immutable=1"
         }
-        let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
+        let rc = sqlite3_open_v2(target, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             if let db { sqlite3_close_v2(db) }
@@ -59,9 +90,34 @@ public final class Database {
         }
         self.handle = db
         self.path = path
+        self.busyWait = BusyWait(timeoutMilliseconds: Int(busyTimeoutMilliseconds))
         sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+        sqlite3_busy_handler(db, { context, attempt in
+            guard let context else { return 0 }
+            return Unmanaged<BusyWait>.fromOpaque(context).takeUnretainedValue().shouldRetry(attempt: attempt) ? 1 : 0
+        }, Unmanaged.passUnretained(busyWait).toOpaque())
     }
+
+    /// `path` as the path part of an SQLite `file:` URI: every byte but unreserved characters
+    /// and `/` percent-encoded (so `?`, `#` and `%` in a directory name survive).
+    static func uriEscaped(_ path: String) -> String {
+        var out = ""
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".utf8)
+                out += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 15)]], as: UTF8.self)
+            }
+        }
+        return out
+    }
+
+    /// Whether SQLite opened the main database read-only (asked to, or because the file or its
+    /// directory cannot be written).
+    public var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
 
     deinit {
         statements.removeAll()
@@ -108,6 +164,9 @@ public final class Database {
     /// inner part, and nothing is durable until the outermost transaction commits.
     public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
         let nested = isInTransaction
+        // A statement left on a row holds an old read snapshot, and SQLite refuses to turn a
+        // stale snapshot into a write (SQLITE_BUSY_SNAPSHOT, without waiting): release it.
+        if !nested { resetStatements() }
         try execute(nested ? "SAVEPOINT nested_write" : "BEGIN IMMEDIATE")
         do {
             let result = try body()
@@ -166,6 +225,33 @@ public final class Database {
 
     func error(_ code: Int32, sql: String?) -> SQLiteError {
         SQLiteError(code: code, message: lastErrorMessage, sql: sql)
+    }
+}
+
+/// The busy handler of a connection: while another connection holds a conflicting lock, retry
+/// every 1 ms (2 ms after the first 100 tries) until the timeout, measured on the monotonic
+/// clock from the first try. Short steps matter: SQLite's default busy timeout backs off to
+/// 100 ms sleeps, so a waiting writer can miss every short gap between another process's
+/// transactions (a bundle import commits in chunks) and starve.
+final class BusyWait {
+    let timeoutMilliseconds: Int
+    private var startedNanoseconds: UInt64 = 0
+
+    init(timeoutMilliseconds: Int) { self.timeoutMilliseconds = timeoutMilliseconds }
+
+    /// Called by SQLite with the number of earlier tries for this lock; `true`: try again.
+    func shouldRetry(attempt: Int32) -> Bool {
+        let now = Self.monotonicNanoseconds()
+        if attempt == 0 { startedNanoseconds = now }
+        guard timeoutMilliseconds > 0, now - startedNanoseconds < UInt64(timeoutMilliseconds) * 1_000_000 else { return false }
+        usleep(attempt < 100 ? 1_000 : 2_000)
+        return true
+    }
+
+    private static func monotonicNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }
 

@@ -1,6 +1,12 @@
 import CairnCore
 import CairnSQLite
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Tunables of a store; the defaults suit most deployments.
 public struct StoreOptions: Sendable {
     /// How far ahead of this node's wall clock a remote entry's HLC may be before it is
@@ -12,6 +18,9 @@ public struct StoreOptions: Sendable {
     public var wallClock: any WallClock = SystemWallClock()
     /// Verify signatures on this many threads during a batch insert (libsodium is thread-safe).
     public var verifierThreads = 2
+    /// How long a connection waits for another connection's lock (polling every 1–2 ms)
+    /// before failing with `SQLITE_BUSY`. Default: 30 s.
+    public var busyTimeoutMilliseconds: Int32 = 30_000
 
     public init() {}
 }
@@ -37,6 +46,12 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     /// A writer-set change that would leave the log without an admin, or that could never take
     /// effect (an admin revoking itself): the reason says which.
     case refusedWriterChange(String)
+    /// The log cannot be written: opened read-only, on read-only media, or without write
+    /// permission. `path` is the data directory (or the file, for a bare store).
+    case readOnly(path: String)
+    /// A read-only open of a file whose write-ahead log (`-wal`) holds commits, where SQLite can
+    /// neither find nor create the `-shm` index it needs to read them (read-only media).
+    case unreadableWriteAheadLog(path: String)
 
     public var description: String {
         switch self {
@@ -49,6 +64,9 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case .invalidEntry(let error): "invalid entry: \(error)"
         case .corrupt(let what): "the log is corrupt: \(what) (run `cairn verify`)"
         case .refusedWriterChange(let reason): reason
+        case .readOnly(let path): "the log at \(path) is read-only (read-only media, no write permission, or opened read-only): it cannot be written"
+        case .unreadableWriteAheadLog(let path):
+            "cannot read \(path) read-only: its write-ahead log (-wal) holds commits, and its -shm file is missing and cannot be created here; copy the directory to writable storage"
         }
     }
 }
@@ -83,7 +101,7 @@ public final class LogStore {
     public static func create(path: String, genesis: SignedEntry, options: StoreOptions = StoreOptions()) throws -> LogStore {
         guard case .genesis = genesis.payload else { throw StoreError.invalidEntry(.missingParents) }
         guard genesis.hasValidSignature else { throw StoreError.notAuthorized(genesis.author, .badSignature) }
-        let db = try Database(path: path, mode: .readWriteCreate)
+        let db = try Database(path: path, mode: .readWriteCreate, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         try db.execute(Schema.pragmas)
         let hasTables = try db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'")
         if try hasTables.step() { throw StoreError.alreadyExists(path: path) }
@@ -102,24 +120,42 @@ public final class LogStore {
     }
 
     /// Opens an existing log file.
+    ///
+    /// `readOnly` opens a read-only connection that never writes (no migration, no pragma). On
+    /// read-only media (or a copy this process cannot write), SQLite cannot create the `-shm`
+    /// file a WAL database needs; the file is then opened immutable (`file:PATH?immutable=1`),
+    /// which is exact as long as no `-wal` file holds commits — otherwise the open fails with
+    /// ``StoreError/unreadableWriteAheadLog(path:)`` rather than show an older state.
+    ///
+    /// - Throws: ``StoreError/notACairnLog(path:)``, ``StoreError/unsupportedSchema(found:expected:)``,
+    ///   ``StoreError/readOnly(path:)`` (a read-write open SQLite can only read),
+    ///   ``StoreError/unreadableWriteAheadLog(path:)``; `SQLiteError` from a migration, or
+    ///   `SQLITE_BUSY` when another connection holds a lock past the busy timeout.
     public static func open(path: String, options: StoreOptions = StoreOptions(), readOnly: Bool = false) throws -> LogStore {
         let db: Database
-        do {
-            db = try Database(path: path, mode: readOnly ? .readOnly : .readWrite)
-        } catch let error as SQLiteError where error.code == 14 /* SQLITE_CANTOPEN */ {
-            throw StoreError.notACairnLog(path: path)
-        }
         let version: Int64
         let logID: Hash32
-        do {
-            if !readOnly { try db.execute(Schema.pragmas) }
-            guard let v = try metaInt(db, "schema_version"),
-                let id = try metaBlob(db, "log_id").flatMap(Hash32.init(bytes:))
-            else { throw StoreError.notACairnLog(path: path) }
-            (version, logID) = (v, id)
-        } catch is SQLiteError {
-            // Not a database at all, or one without our tables.
-            throw StoreError.notACairnLog(path: path)
+        if readOnly {
+            do {
+                (db, version, logID) = try connect(path: path, mode: .readOnly, options: options)
+            } catch let error as SQLiteError where cannotInitializeSharedMemory(error) {
+                guard !hasWriteAheadContent(path) else { throw StoreError.unreadableWriteAheadLog(path: path) }
+                (db, version, logID) = try mapped(path) { try connect(path: path, mode: .readOnlyImmutable, options: options) }
+            } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.busy {
+                throw error  // another process held a lock past the busy timeout: not a format problem
+            } catch is SQLiteError {
+                throw StoreError.notACairnLog(path: path)
+            }
+        } else {
+            do {
+                (db, version, logID) = try connect(path: path, mode: .readWrite, options: options)
+            } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.readOnly && access(path, F_OK) == 0 {
+                throw StoreError.readOnly(path: path)
+            } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.busy {
+                throw error
+            } catch is SQLiteError {
+                throw StoreError.notACairnLog(path: path)
+            }
         }
         guard (1...Schema.version).contains(version) else {
             throw StoreError.unsupportedSchema(found: version, expected: Schema.version)
@@ -131,6 +167,36 @@ public final class LogStore {
         // Version 3 derives the writer set into its own table: fill it from the entries.
         if version < 3 && !readOnly { try store.database.writeTransaction { try store.recomputeWriterSet() } }
         return store
+    }
+
+    /// Opens `path` and reads the schema version and log id: a couple of pages. SQLite errors
+    /// pass through (the caller decides what they mean); a file without Cairn metadata throws
+    /// ``StoreError/notACairnLog(path:)``.
+    private static func connect(path: String, mode: Database.OpenMode, options: StoreOptions) throws -> (Database, Int64, Hash32) {
+        let db = try Database(path: path, mode: mode, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
+        if mode == .readWrite { try db.execute(Schema.pragmas) }
+        guard let version = try metaInt(db, "schema_version"),
+            let id = try metaBlob(db, "log_id").flatMap(Hash32.init(bytes:))
+        else { throw StoreError.notACairnLog(path: path) }
+        return (db, version, id)
+    }
+
+    /// Runs `body`, turning any SQLite error into ``StoreError/notACairnLog(path:)``.
+    private static func mapped<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch is SQLiteError { throw StoreError.notACairnLog(path: path) }
+    }
+
+    /// Whether a read-only connection failed because SQLite could not open or create the
+    /// WAL's `-shm` file (or the `-wal` itself) next to the database.
+    private static func cannotInitializeSharedMemory(_ error: SQLiteError) -> Bool {
+        let primary = error.code & 0xff
+        return primary == Database.ResultCode.readOnly || primary == Database.ResultCode.cantOpen
+    }
+
+    /// Whether `path-wal` exists and is not empty (it may hold commits not yet in the file).
+    private static func hasWriteAheadContent(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path + "-wal", &info) == 0 && info.st_size > 0
     }
 
     /// Brings an older file up to ``Schema/version`` in one transaction. The version is read

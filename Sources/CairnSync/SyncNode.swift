@@ -50,9 +50,10 @@ public actor SyncNode: Service {
 
     /// Prepares a node for `log`; nothing happens until ``run()``.
     ///
-    /// - Throws: if the log has no network secret, or an address in `configuration` is not
-    ///   `HOST:PORT`.
+    /// - Throws: `StoreError.readOnly` if the log was opened read-only; if the log has no network
+    ///   secret, or an address in `configuration` is not `HOST:PORT`.
     public init(log: CairnLog, configuration: SyncConfiguration = SyncConfiguration(), logger: Logger = Logger(label: "cairn.sync")) throws {
+        guard !log.isReadOnly else { throw StoreError.readOnly(path: log.directory.path) }
         self.log = log
         self.configuration = configuration
         self.logger = logger

@@ -47,7 +47,10 @@ enum CLI {
 
     /// Runs `cairn args…` to completion; stdout and stderr go through files, so neither can
     /// fill up and block the child.
-    static func run(_ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> Result {
+    /// `executable` and `prefix` run it through another program (`setpriv … cairn args…`).
+    static func run(
+        _ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:], executable: String = binary, prefix: [String] = []
+    ) throws -> Result {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-io-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -55,8 +58,8 @@ enum CLI {
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = prefix + arguments
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "CAIRN_DIR")
         env.merge(environment) { $1 }

@@ -1,0 +1,159 @@
+import CairnCore
+import CairnSQLite
+
+/// Why an import refuses an entry before anything is applied: a ``RejectReason`` the store
+/// would give, or a parent that is neither earlier in the import nor applied here.
+public enum ImportRefusal: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The store would refuse the entry.
+    case rejected(RejectReason)
+    /// A parent that is neither earlier in the import nor applied in the store.
+    case unknownParent(Hash32)
+
+    public var description: String {
+        switch self {
+        case .rejected(let reason): reason.description
+        case .unknownParent(let parent): "parent \(parent.shortHex()) is neither earlier in the bundle nor in this log"
+        }
+    }
+}
+
+/// The first pass of an all-or-nothing import: every entry checked, in order, for everything
+/// that could make the store refuse it — encoding, id, signature, value, another log's
+/// genesis, parents (earlier in the import or applied here), HLC above each parent, author
+/// granted a role (here or earlier in the import) and admin for writer-set changes — against
+/// one read snapshot, before anything is applied.
+///
+/// Memory is bounded by the import's size at about 50 bytes per entry not yet applied here
+/// (its id and HLC); entries, bodies and values are not kept. Because a store only grows, an
+/// entry that passed keeps passing, so the checked entries can then be applied in several
+/// short write transactions (``LogStore/insertChecked(_:)``) while other writers get turns.
+package struct ImportCheck {
+    /// HLCs of the entries seen so far that were not applied here, by id.
+    private var pending: [IDKey: UInt64] = [:]
+    /// Roles granted by writer-set entries seen so far.
+    private var granted: [PublicKey: Role] = [:]
+    /// Entries checked.
+    package internal(set) var entries = 0
+    /// The first refusals (at most ``refusalLimit``), by index in the import.
+    package private(set) var refusals: [(index: Int, reason: ImportRefusal)] = []
+    /// How many entries were refused in all.
+    package private(set) var refusedCount = 0
+    /// Most refusals kept for the report.
+    package static let refusalLimit = 100
+
+    package init() {}
+
+    mutating func refuse(_ index: Int, _ reason: ImportRefusal) {
+        refusedCount += 1
+        if refusals.count < Self.refusalLimit { refusals.append((index, reason)) }
+    }
+
+    /// The HLC of a parent seen earlier in the import and not applied here.
+    func pendingHLC(of id: Hash32) -> HLC? { pending[IDKey(id)].map { HLC(rawValue: $0) } }
+
+    mutating func remember(_ entry: SignedEntry) { pending[IDKey(entry.id)] = entry.hlc.rawValue }
+
+    func grantedRole(_ key: PublicKey) -> Role? { granted[key] }
+
+    mutating func grant(_ key: PublicKey, _ role: Role) {
+        if granted[key] != .admin { granted[key] = role }
+    }
+}
+
+/// A digest as four words: a 32-byte key stored inline (a `Hash32` holds a heap array).
+private struct IDKey: Hashable {
+    let a: UInt64, b: UInt64, c: UInt64, d: UInt64
+
+    init(_ id: Hash32) {
+        var words = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        id.bytes.withUnsafeBytes { raw in
+            words = (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                     raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        }
+        (a, b, c, d) = words
+    }
+}
+
+extension LogStore {
+    /// Checks the next `batch` of an import (see ``ImportCheck``): decodes and verifies it on
+    /// ``StoreOptions/verifierThreads`` threads, then runs the store-side checks in order.
+    /// Writes nothing. Call it inside one read transaction for the whole import, so every
+    /// batch sees the same snapshot.
+    ///
+    /// - Throws: `SQLiteError` if the store cannot be read.
+    package func check(_ batch: [RawEntry], into check: inout ImportCheck) throws {
+        let decoded = decodeAndVerify(batch)
+        if check.entries == 0 { writerCache.removeAll() }  // judge by this snapshot only
+        try database.readTransaction {
+            for (offset, result) in decoded.enumerated() {
+                let index = check.entries + offset
+                switch result {
+                case .failure(let reason): check.refuse(index, .rejected(reason))
+                case .success(let entry):
+                    if let refusal = try refusal(of: entry, value: batch[offset].value, check: &check) { check.refuse(index, refusal) }
+                }
+            }
+        }
+        check.entries += batch.count
+    }
+
+    /// Why the store would refuse `entry` after the entries checked before it, or `nil`.
+    private func refusal(of entry: SignedEntry, value: [UInt8]?, check: inout ImportCheck) throws -> ImportRefusal? {
+        if entry.id == logID { return nil }  // this log's genesis: a duplicate
+        if case .genesis = entry.payload { return .rejected(.foreignGenesis) }
+        if try storedHLC(of: entry.id) != nil { return nil }  // applied here: a duplicate
+        if let value {
+            guard case .put(_, _, let ref) = entry.payload else { return .rejected(.unexpectedValue) }
+            guard ValueRef(of: value) == ref else { return .rejected(.valueMismatch) }
+        }
+        for parent in entry.parents {
+            guard let hlc = try check.pendingHLC(of: parent) ?? storedHLC(of: parent) else { return .unknownParent(parent) }
+            if hlc >= entry.hlc { return .rejected(.hlcNotAboveParent(parent: parent)) }
+        }
+        // The role, not the revocation: a revoked author's entries are stored inert, not refused.
+        let role = [try writerStatus(entry.author).role, check.grantedRole(entry.author)].compactMap { $0 }.max { $0.rawValue < $1.rawValue }
+        guard let role else { return .rejected(.unknownAuthor(entry.author)) }
+        switch entry.payload {
+        case .addWriter(let grant):
+            guard role == .admin else { return .rejected(.notAdmin(entry.author)) }
+            check.grant(grant.key, grant.role)
+        case .revokeWriter:
+            guard role == .admin else { return .rejected(.notAdmin(entry.author)) }
+        default: break
+        }
+        check.remember(entry)
+        return nil
+    }
+
+    /// Inserts entries that ``check(_:into:)`` passed — the same bytes, in the same order —
+    /// without verifying their signatures again, in one transaction (or the caller's). The
+    /// store-side checks run as in ``insert(_:)``; after a clean check they refuse nothing.
+    ///
+    /// - Throws: `SQLiteError`.
+    package func insertChecked(_ batch: [RawEntry]) throws -> InsertReport {
+        var report = InsertReport()
+        try database.writeTransaction {
+            try refreshClock()
+            writerCache.removeAll()
+            let now = nowMilliseconds
+            for (index, raw) in batch.enumerated() {
+                let entry: SignedEntry
+                do {
+                    entry = try SignedEntry(bodyBytes: raw.body, signature: raw.signature)
+                } catch let error as EntryFormatError {
+                    report.rejected.append((index, .malformed(error)))
+                    continue
+                }
+                switch try process(entry, value: raw.value, now: now, report: &report) {
+                case .applied: break
+                case .duplicate: report.duplicates += 1
+                case .orphaned: report.orphaned.append(entry.id)
+                case .quarantined: report.quarantined.append(entry.id)
+                case .rejected(let reason): report.rejected.append((index, reason))
+                }
+            }
+            try saveClock()
+        }
+        return report
+    }
+}
