@@ -330,8 +330,13 @@ public actor CairnLog {
     }
 
     /// Checks every hash, signature, link and rule (see ``LogStore/verify(progress:)``).
+    /// The reconciliation index's bucket aggregates are recomputed from the entries too.
+    ///
+    /// - Throws: SQLite errors reading the file (problems found are reported, not thrown).
     public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerifyReport {
-        try store.verify(progress: progress)
+        var report = try store.verify(progress: progress)
+        report.problems += try SQLiteStorage.verify(database: store.database).map { VerifyProblem(entryID: nil, seq: nil, message: $0) }
+        return report
     }
 
     /// Runs `body` with the underlying store, on the actor (for the sync service and tools).

@@ -75,6 +75,37 @@ public final class SQLiteStorage: ReconcileStorage {
         return try inWriteTransaction { try self.foldPendingEntries() }
     }
 
+    /// Recomputes every stored bucket's count and id sum from the entries up to the stored
+    /// watermark (one scan in key order, memory O(buckets)) and describes each difference;
+    /// empty when the aggregates are right, or when none were built yet. Reads only, so it
+    /// runs on a read-only connection too.
+    ///
+    /// - Throws: `SQLiteError`.
+    public static func verify(database: Database, configuration: SQLiteStorageConfiguration = .init()) throws -> [String] {
+        let store = BucketStore(database: database, configuration: configuration)
+        guard store.schemaIsCurrent() else { return [] }
+        return try database.readTransaction {
+            guard let stored = try store.readState() else { return [] }
+            let buckets: [BucketIndex.Bucket]
+            do {
+                buckets = try BucketIndex(loaded: store.loadBuckets()).buckets
+            } catch {
+                return ["reconciliation index: \(error)"]
+            }
+            var recomputed = buckets.map { BucketIndex.Bucket(start: $0.start, count: 0, sum: .zero) }
+            var current = 0
+            try store.forEachEntryInKeyOrder(through: stored.watermark) { item in
+                while current + 1 < recomputed.count, !(item < recomputed[current + 1].start) { current += 1 }
+                recomputed[current].count += 1
+                recomputed[current].sum.add(item.id)
+            }
+            return zip(buckets, recomputed).compactMap { storedBucket, actual in
+                storedBucket == actual ? nil
+                    : "reconciliation index: the bucket from \(actual.start) holds \(storedBucket.count) items by its aggregate, \(actual.count) by the entries"
+            }
+        }
+    }
+
     /// Recomputes all aggregates from a full scan of the entries table.
     public func rebuild() throws {
         try inWriteTransaction { try self.rebuildFromScratch() }

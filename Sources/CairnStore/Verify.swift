@@ -10,6 +10,10 @@ public struct VerifyProblem: Sendable, CustomStringConvertible {
     public let seq: Int64?
     public let message: String
 
+    public init(entryID: Hash32?, seq: Int64?, message: String) {
+        (self.entryID, self.seq, self.message) = (entryID, seq, message)
+    }
+
     public var description: String {
         var where_ = ""
         if let seq { where_ += "seq \(seq) " }

@@ -74,3 +74,22 @@ import Testing
         #expect(try await log.get("t", "k") == [7])
     }
 }
+
+/// Issue #8 item 4: `verify` recomputes the reconciliation index's aggregates too, and
+/// `repair` rebuilds them.
+@Suite struct ReconcileIndexVerifyTests {
+    @Test func aTamperedBucketAggregateIsFoundAndRepaired() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-index-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try CairnLog.create(at: directory, name: "index")
+        for i in 0..<50 { try await log.put("b", "k\(i)", [UInt8(i)]) }
+        _ = try await log.reconcileInitiate("session", frameSizeLimit: 0, maxRounds: 8)
+        #expect(try await log.verify().isClean)
+        let other = try Database(path: directory + "/cairn.db")
+        try other.execute("UPDATE rbsr_buckets SET item_count = item_count + 1")
+        let problems = try await log.verify().problems.map(\.message)
+        #expect(problems.contains { $0.hasPrefix("reconciliation index:") }, "\(problems)")
+        try await log.repair()
+        #expect(try await log.verify().isClean)
+    }
+}
