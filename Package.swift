@@ -11,7 +11,8 @@ let package = Package(
     name: "cairn",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Cairn", targets: ["Cairn", "CairnSync"]),
+        .library(name: "Cairn", targets: ["Cairn"]),
+        .library(name: "CairnSync", targets: ["CairnSync"]),
         .library(name: "CairnReconcile", targets: ["CairnReconcile"]),
         .executable(name: "cairn", targets: ["CairnCLI"]),
         .executable(name: "cairn-bench", targets: ["CairnBench"]),
@@ -41,7 +42,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "CairnSync", dependencies: [
-            "Cairn", "CairnNoise", "CairnReconcile", "CSodium",
+            "Cairn", "CairnCore", "CairnStore", "CairnNoise", "CairnReconcile", "CSodium",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -50,12 +51,12 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "CairnCLI", dependencies: [
-            "Cairn", "CairnSync", "CairnSQLite",
+            "Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnSQLite",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "CairnBench", dependencies: ["Cairn", "CairnSync", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite"]),
+        .executableTarget(name: "CairnBench", dependencies: ["Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite"]),
         // Seeded randomness shared by the tests and the benchmark.
         .target(name: "CairnTestSupport"),
 
@@ -64,8 +65,8 @@ let package = Package(
         .testTarget(name: "CairnReconcileTests", dependencies: ["CairnTestSupport", "CairnReconcile", "CairnSQLite"]),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnTestSupport", "CairnStore", "CairnCore", "CairnSQLite"]),
         .testTarget(name: "CairnNoiseTests", dependencies: ["CairnNoise"]),
-        .testTarget(name: "CairnTests", dependencies: ["Cairn", "CairnReconcile", "CairnSQLite"]),
-        .testTarget(name: "CairnSyncTests", dependencies: ["CairnTestSupport", "CairnSync", "Cairn", "CairnNoise"]),
-        .testTarget(name: "CairnCLITests", dependencies: ["Cairn", "CairnSQLite"]),
+        .testTarget(name: "CairnTests", dependencies: ["Cairn", "CairnCore", "CairnStore", "CairnReconcile", "CairnSQLite"]),
+        .testTarget(name: "CairnSyncTests", dependencies: ["CairnTestSupport", "CairnSync", "Cairn", "CairnCore", "CairnStore", "CairnNoise"]),
+        .testTarget(name: "CairnCLITests", dependencies: ["Cairn", "CairnCore", "CairnStore", "CairnSQLite"]),
     ]
 )

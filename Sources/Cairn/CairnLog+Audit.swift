@@ -1,3 +1,6 @@
+import CairnCore
+import CairnStore
+
 extension CairnLog {
     /// Rebuilds every derived table from the signed entries, in one transaction (like
     /// ``LogStore/repair()``), and the reconciliation index after it. Run `verify` first:

@@ -1,3 +1,4 @@
+import CairnCore
 import CairnStore
 
 /// The peer list and peer status, local to this node (never synced). `cairn peers` edits the

@@ -1,3 +1,5 @@
+import CairnCore
+import CairnStore
 import CairnReconcile
 
 // What the sync service (CairnSync) needs from a log, beyond the public API: raw entries to

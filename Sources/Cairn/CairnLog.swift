@@ -1,5 +1,5 @@
-@_exported import CairnCore
-@_exported import CairnStore
+import CairnCore
+import CairnStore
 import CairnReconcile
 
 /// A Cairn log opened from a data directory: the library's front door.
@@ -340,7 +340,7 @@ public actor CairnLog {
     }
 
     /// Runs `body` with the underlying store, on the actor (for the sync service and tools).
-    public func withStore<T: Sendable>(_ body: (LogStore) throws -> T) rethrows -> T { try body(store) }
+    package func withStore<T: Sendable>(_ body: (LogStore) throws -> T) rethrows -> T { try body(store) }
 }
 
 /// Why a value cannot be returned.

@@ -1,3 +1,5 @@
+import CairnCore
+import CairnStore
 import Cairn
 
 /// How entries look in `log`, `show`, `history` and `tail`: one place, so that a kind, a

@@ -1,3 +1,5 @@
+import CairnCore
+import CairnStore
 import Cairn
 
 /// Draws a DAG the way `git log --graph` does: one column ("lane") per edge still waiting for

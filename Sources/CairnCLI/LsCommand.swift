@@ -1,3 +1,5 @@
+import CairnCore
+import CairnStore
 import ArgumentParser
 import Cairn
 

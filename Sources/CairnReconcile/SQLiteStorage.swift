@@ -21,7 +21,7 @@ import CairnSQLite
 /// aggregates yet) scans the whole table.
 ///
 /// A `SQLiteStorage` is confined to one thread or task, like its ``CairnSQLite/Database``.
-public final class SQLiteStorage: ReconcileStorage {
+package final class SQLiteStorage: ReconcileStorage {
     /// The connection.
     public var database: Database { store.database }
     /// Names and sizes in use.

@@ -7,15 +7,15 @@ import Darwin
 #endif
 
 /// An error reported by SQLite, with the result code and SQLite's own message.
-public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+package struct SQLiteError: Error, CustomStringConvertible, Sendable {
     /// The (extended) SQLite result code, e.g. `SQLITE_BUSY`.
-    public let code: Int32
+    package let code: Int32
     /// SQLite's message for the failure.
-    public let message: String
+    package let message: String
     /// The SQL that failed, when there was one.
-    public let sql: String?
+    package let sql: String?
 
-    public var description: String {
+    package var description: String {
         if let sql { return "SQLite error \(code): \(message) (in: \(sql))" }
         return "SQLite error \(code): \(message)"
     }
@@ -28,9 +28,9 @@ let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 ///
 /// A `Database` is not thread-safe: confine it to one task, actor or thread. Statements are
 /// prepared once and cached by SQL text (``prepare(_:)``), so hot paths pay for parsing only once.
-public final class Database {
+package final class Database {
     /// How a database file is opened.
-    public enum OpenMode: Sendable {
+    package enum OpenMode: Sendable {
         /// Open read-write; create the file if it does not exist.
         case readWriteCreate
         /// Open read-write; fail if the file does not exist.
@@ -44,7 +44,7 @@ public final class Database {
     }
 
     /// SQLite's primary result codes this wrapper's callers test for.
-    public enum ResultCode {
+    package enum ResultCode {
         /// `SQLITE_BUSY`: another connection holds a conflicting lock.
         public static let busy: Int32 = 5
         /// `SQLITE_READONLY`: a write to a read-only database (or one it cannot make writable).
@@ -54,9 +54,9 @@ public final class Database {
     }
 
     /// The raw connection handle, for code that needs a C API call this wrapper lacks.
-    public let handle: OpaquePointer
+    package let handle: OpaquePointer
     /// The path the connection was opened at (`:memory:` for an in-memory database).
-    public let path: String
+    package let path: String
     private var statements: [String: Statement] = [:]
     /// The busy handler's state; its address is the handler's context, so it lives as long as
     /// the connection.
@@ -70,7 +70,7 @@ public final class Database {
     /// gets in during another process's short pause between two transactions.
     ///
     /// - Throws: `SQLiteError` if the file cannot be opened.
-    public init(path: String, mode: OpenMode = .readWriteCreate, busyTimeoutMilliseconds: Int32 = 30_000) throws {
+    package init(path: String, mode: OpenMode = .readWriteCreate, busyTimeoutMilliseconds: Int32 = 30_000) throws {
         var db: OpaquePointer?
         let flags: Int32
         var target = path
@@ -117,7 +117,7 @@ public final class Database {
 
     /// Whether SQLite opened the main database read-only (asked to, or because the file or its
     /// directory cannot be written).
-    public var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
+    package var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
 
     deinit {
         statements.removeAll()
@@ -125,7 +125,7 @@ public final class Database {
     }
 
     /// Runs one or more SQL statements that return no rows (schema, pragmas).
-    public func execute(_ sql: String) throws {
+    package func execute(_ sql: String) throws {
         var errorMessage: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
         if rc != SQLITE_OK {
@@ -138,7 +138,7 @@ public final class Database {
     /// Returns the cached prepared statement for `sql`, preparing it on first use.
     ///
     /// The statement is reset and its bindings cleared before it is handed out.
-    public func prepare(_ sql: String) throws -> Statement {
+    package func prepare(_ sql: String) throws -> Statement {
         if let cached = statements[sql] {
             cached.reset()
             return cached
@@ -152,7 +152,7 @@ public final class Database {
     /// connection's read snapshot open: the connection then sees no other connection's
     /// commits, and ``dataVersion()`` never changes. Call this between reads that must see
     /// new commits (a poller), never while iterating a statement.
-    public func resetStatements() {
+    package func resetStatements() {
         for statement in statements.values { statement.reset() }
     }
 
@@ -162,7 +162,7 @@ public final class Database {
     /// serialize at `BEGIN` (waiting up to the busy timeout) instead of failing at commit.
     /// Called inside an open transaction, it nests as a savepoint: a throw rolls back only the
     /// inner part, and nothing is durable until the outermost transaction commits.
-    public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+    package func writeTransaction<T>(_ body: () throws -> T) throws -> T {
         let nested = isInTransaction
         // A statement left on a row holds an old read snapshot, and SQLite refuses to turn a
         // stale snapshot into a write (SQLITE_BUSY_SNAPSHOT, without waiting): release it.
@@ -182,7 +182,7 @@ public final class Database {
 
     /// Runs `body` inside a read transaction, so every query in it sees one snapshot.
     /// Inside an open transaction it simply runs `body`.
-    public func readTransaction<T>(_ body: () throws -> T) throws -> T {
+    package func readTransaction<T>(_ body: () throws -> T) throws -> T {
         if isInTransaction { return try body() }
         try execute("BEGIN DEFERRED")
         do {
@@ -198,13 +198,13 @@ public final class Database {
     }
 
     /// Whether the connection is inside an explicit transaction.
-    public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+    package var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
     /// Rows changed by the most recent INSERT, UPDATE or DELETE.
-    public var changes: Int { Int(sqlite3_changes(handle)) }
+    package var changes: Int { Int(sqlite3_changes(handle)) }
 
     /// `PRAGMA data_version`: changes whenever another connection commits to the file.
-    public func dataVersion() throws -> Int64 {
+    package func dataVersion() throws -> Int64 {
         let statement = try prepare("PRAGMA data_version")
         defer { statement.reset() }
         guard try statement.step() else { return 0 }
@@ -214,7 +214,7 @@ public final class Database {
     /// Pages this connection has read from the file (page-cache misses,
     /// `SQLITE_DBSTATUS_CACHE_MISS`) since it opened or since the last `reset`. Tests use it to
     /// check how much of the file a query reads, without timing anything.
-    public func cacheMisses(reset: Bool = false) -> Int {
+    package func cacheMisses(reset: Bool = false) -> Int {
         var current: Int32 = 0
         var highwater: Int32 = 0
         sqlite3_db_status(handle, SQLITE_DBSTATUS_CACHE_MISS, &current, &highwater, reset ? 1 : 0)
@@ -256,11 +256,11 @@ final class BusyWait {
 }
 
 /// A prepared statement. Obtain one from ``Database/prepare(_:)``; bind with 1-based indices.
-public final class Statement {
+package final class Statement {
     let pointer: OpaquePointer
     unowned let database: Database
     /// The SQL text of the statement.
-    public let sql: String
+    package let sql: String
 
     init(database: Database, sql: String) throws {
         var statement: OpaquePointer?
@@ -274,20 +274,20 @@ public final class Statement {
     deinit { sqlite3_finalize(pointer) }
 
     /// Resets the statement and clears its bindings.
-    public func reset() {
+    package func reset() {
         sqlite3_reset(pointer)
         sqlite3_clear_bindings(pointer)
     }
 
     /// Binds the values in order, starting at parameter 1, after a reset.
     @discardableResult
-    public func bind(_ values: SQLiteValue...) throws -> Statement {
+    package func bind(_ values: SQLiteValue...) throws -> Statement {
         try bind(values)
     }
 
     /// Binds the values in order, starting at parameter 1, after a reset.
     @discardableResult
-    public func bind(_ values: [SQLiteValue]) throws -> Statement {
+    package func bind(_ values: [SQLiteValue]) throws -> Statement {
         reset()
         for (offset, value) in values.enumerated() {
             try bind(value, at: Int32(offset + 1))
@@ -296,7 +296,7 @@ public final class Statement {
     }
 
     /// Binds one value at a 1-based parameter index.
-    public func bind(_ value: SQLiteValue, at index: Int32) throws {
+    package func bind(_ value: SQLiteValue, at index: Int32) throws {
         let rc: Int32
         switch value {
         case .null: rc = sqlite3_bind_null(pointer, index)
@@ -324,7 +324,7 @@ public final class Statement {
 
     /// Advances to the next row. Returns `true` if a row is available, `false` when done.
     @discardableResult
-    public func step() throws -> Bool {
+    package func step() throws -> Bool {
         let rc = sqlite3_step(pointer)
         switch rc {
         case SQLITE_ROW: return true
@@ -337,27 +337,32 @@ public final class Statement {
     }
 
     /// Runs the statement to completion, ignoring any rows.
-    public func run() throws {
+    package func run() throws {
         while try step() {}
     }
 
+    /// The name of result column `index` (0-based), for messages.
+    package func columnName(_ index: Int32) -> String {
+        sqlite3_column_name(pointer, index).map { String(cString: $0) } ?? "#\(index)"
+    }
+
     /// Whether column `index` (0-based) of the current row is NULL.
-    public func isNull(_ index: Int32) -> Bool { sqlite3_column_type(pointer, index) == SQLITE_NULL }
+    package func isNull(_ index: Int32) -> Bool { sqlite3_column_type(pointer, index) == SQLITE_NULL }
 
     /// Column `index` (0-based) of the current row as a 64-bit integer.
-    public func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(pointer, index) }
+    package func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(pointer, index) }
 
     /// Column `index` of the current row as an `Int`.
-    public func int(_ index: Int32) -> Int { Int(sqlite3_column_int64(pointer, index)) }
+    package func int(_ index: Int32) -> Int { Int(sqlite3_column_int64(pointer, index)) }
 
     /// Column `index` of the current row as a `Double`.
-    public func double(_ index: Int32) -> Double { sqlite3_column_double(pointer, index) }
+    package func double(_ index: Int32) -> Double { sqlite3_column_double(pointer, index) }
 
     /// Column `index` of the current row as text, or `nil` when NULL.
     ///
     /// Decodes exactly the column's bytes (`sqlite3_column_bytes`) as UTF-8, so an embedded
     /// U+0000 is kept rather than ending the string.
-    public func text(_ index: Int32) -> String? {
+    package func text(_ index: Int32) -> String? {
         // sqlite3_column_text first, then sqlite3_column_bytes: the byte count is of the text form.
         guard let c = sqlite3_column_text(pointer, index) else { return nil }
         let count = Int(sqlite3_column_bytes(pointer, index))
@@ -365,7 +370,7 @@ public final class Statement {
     }
 
     /// Column `index` of the current row as bytes, or `nil` when NULL.
-    public func blob(_ index: Int32) -> [UInt8]? {
+    package func blob(_ index: Int32) -> [UInt8]? {
         if isNull(index) { return nil }
         let count = Int(sqlite3_column_bytes(pointer, index))
         guard count > 0, let base = sqlite3_column_blob(pointer, index) else { return [] }
@@ -374,7 +379,7 @@ public final class Statement {
 
     /// Calls `body` with column `index`'s bytes in place, without copying them.
     /// The buffer is valid only during the call.
-    public func withBlob<T>(_ index: Int32, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+    package func withBlob<T>(_ index: Int32, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         let count = Int(sqlite3_column_bytes(pointer, index))
         let base = sqlite3_column_blob(pointer, index)
         return try body(UnsafeRawBufferPointer(start: count > 0 ? base : nil, count: count))
@@ -382,7 +387,7 @@ public final class Statement {
 }
 
 /// A value bound to a statement parameter.
-public enum SQLiteValue: Sendable {
+package enum SQLiteValue: Sendable {
     case null
     case int(Int64)
     case double(Double)
@@ -390,5 +395,5 @@ public enum SQLiteValue: Sendable {
     case blob([UInt8])
 
     /// An integer value from any fixed-width integer.
-    public static func integer<I: BinaryInteger>(_ value: I) -> SQLiteValue { .int(Int64(value)) }
+    package static func integer<I: BinaryInteger>(_ value: I) -> SQLiteValue { .int(Int64(value)) }
 }

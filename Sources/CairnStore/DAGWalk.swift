@@ -32,7 +32,7 @@ extension LogStore {
         }
         for start in starts { try reach(start.id, with: start.mask) }
         while unsettled > 0, let (_, id) = queue.pop() {
-            let mask = masks.removeValue(forKey: id)!
+            guard let mask = masks.removeValue(forKey: id) else { continue }  // every queued id has a mask
             if !settled(mask) { unsettled -= 1 }
             guard let parents = try visit(id, mask) else { return }
             for parent in parents { try reach(parent, with: mask) }

@@ -107,7 +107,7 @@ extension LogStore {
             var last = afterSeq
             while try statement.step() {
                 last = statement.int64(0)
-                ids.append(Hash32(bytes: statement.blob(1)!)!)
+                ids.append(try statement.hash(1, "entries"))
             }
             return (ids, last)
         }
@@ -134,6 +134,6 @@ extension LogStore {
 
     private func entryID(atOrBeforeSeq seq: Int64) throws -> Hash32? {
         let statement = try database.prepare(Schema.entryIDAtOrBeforeSeq).bind(.int(seq))
-        return try statement.step() ? Hash32(bytes: statement.blob(0)!) : nil
+        return try statement.step() ? try statement.hash(0, "entries") : nil
     }
 }

@@ -266,7 +266,7 @@ extension LogStore {
             }
             var waiting: [Hash32] = []
             let select = try database.prepare(Schema.orphansWaitingFor).bind(.blob(parent.bytes))
-            while try select.step() { waiting.append(Hash32(bytes: select.blob(0)!)!) }
+            while try select.step() { waiting.append(try select.hash(0, "orphan_waits")) }
             guard !waiting.isEmpty else { continue }
             try database.prepare(Schema.deleteOrphanWaits).bind(.blob(parent.bytes)).run()
             for orphan in waiting where try !exists(Schema.orphanStillWaits, orphan) {
@@ -296,7 +296,7 @@ extension LogStore {
             let horizon = HLC(wallMilliseconds: now + options.maxFutureSkewMilliseconds, counter: .max)
             var due: [Hash32] = []
             let select = try database.prepare(Schema.quarantineDue).bind(.integer(horizon.rawValue), .integer(limit))
-            while try select.step() { due.append(Hash32(bytes: select.blob(0)!)!) }
+            while try select.step() { due.append(try select.hash(0, "quarantine")) }
             for id in due {
                 guard let raw = try take(Schema.takeQuarantined, id) else { continue }
                 try reprocess(raw, id: id, now: now, report: &report)
@@ -311,7 +311,7 @@ extension LogStore {
     private func take(_ sql: String, _ id: Hash32) throws -> RawEntry? {
         let statement = try database.prepare(sql).bind(.blob(id.bytes))
         guard try statement.step() else { return nil }
-        let raw = RawEntry(body: statement.blob(0)!, signature: statement.blob(1)!, claimedID: id, value: statement.blob(2))
+        let raw = RawEntry(body: try statement.bytes(0, "orphans or quarantine"), signature: try statement.bytes(1, "orphans or quarantine"), claimedID: id, value: statement.blob(2))
         try statement.run()  // finish the DELETE … RETURNING
         return raw
     }
@@ -405,7 +405,7 @@ extension LogStore {
     private func updateState(bucket: String, key: String, with entry: SignedEntry) throws {
         let current = try database.prepare(Schema.stateRow).bind(.text(bucket), .text(key))
         if try current.step() {
-            let existing = (HLC(rawValue: UInt64(current.int64(1))), PublicKey(bytes: current.blob(2)!)!, Hash32(bytes: current.blob(0)!)!)
+            let existing = (current.hlc(1), try current.publicKey(2, "state"), try current.hash(0, "state"))
             guard existing < (entry.hlc, entry.author, entry.id) else { return }
         }
         try writeState(bucket: bucket, key: key, entry: entry)
@@ -423,7 +423,7 @@ extension LogStore {
     /// Recomputes a key's state from its live (non-inert) writes; used after a revocation.
     func recomputeState(bucket: String, key: String) throws {
         let winner = try database.prepare(Schema.keyWinner).bind(.text(bucket), .text(key))
-        guard try winner.step(), let id = Hash32(bytes: winner.blob(0)!) else {
+        guard try winner.step(), let id = Optional(try winner.hash(0, "entries")) else {
             try database.prepare(Schema.deleteState).bind(.text(bucket), .text(key)).run()
             return
         }

@@ -76,7 +76,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
 ///
 /// Opening is O(1): nothing is replayed. A `LogStore` is a single connection and is not
 /// thread-safe; several processes may open the same file (SQLite WAL serializes writers).
-public final class LogStore {
+package final class LogStore {
     /// The connection, for modules that keep their own tables in the same file (reconciliation).
     public let database: Database
     /// The log id: the id of the genesis entry.

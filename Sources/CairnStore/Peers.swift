@@ -137,7 +137,7 @@ extension LogStore {
             let statement = try database.prepare(Schema.peers)
             var out: [PeerAddress] = []
             while try statement.step() {
-                out.append(PeerAddress(address: statement.text(0)!, identity: statement.blob(1).flatMap(PublicKey.init(bytes:))))
+                out.append(PeerAddress(address: try statement.string(0, "peers"), identity: statement.blob(1).flatMap(PublicKey.init(bytes:))))
             }
             return out
         }
@@ -161,7 +161,7 @@ extension LogStore {
         try database.readTransaction {
             let statement = try database.prepare(Schema.peerStatuses)
             var out: [PeerStatus] = []
-            while try statement.step() { out.append(peerStatus(statement)) }
+            while try statement.step() { out.append(try peerStatus(statement)) }
             return out
         }
     }
@@ -170,14 +170,14 @@ extension LogStore {
     public func peerStatus(identity: PublicKey) throws -> PeerStatus? {
         try database.readTransaction {
             let statement = try database.prepare(Schema.peerStatusByIdentity).bind(.blob(identity.bytes))
-            return try statement.step() ? peerStatus(statement) : nil
+            return try statement.step() ? try peerStatus(statement) : nil
         }
     }
 
     /// A row in ``Schema/peerStatusColumns`` order.
-    private func peerStatus(_ s: Statement) -> PeerStatus {
+    private func peerStatus(_ s: Statement) throws -> PeerStatus {
         func optional(_ index: Int32) -> UInt64? { s.isNull(index) ? nil : UInt64(bitPattern: s.int64(index)) }
-        var status = PeerStatus(identity: PublicKey(bytes: s.blob(0)!)!, address: s.text(1)!, state: s.text(2)!)
+        var status = PeerStatus(identity: try s.publicKey(0, "peer_status"), address: try s.string(1, "peer_status"), state: try s.string(2, "peer_status"))
         status.lastConnectedMilliseconds = optional(3)
         status.lastSyncMilliseconds = optional(4)
         status.headsHLC = optional(5).map(HLC.init(rawValue:))

@@ -156,7 +156,7 @@ extension LogStore {
             let statement = try database.prepare(Schema.heads)
             var out: [Head] = []
             while try statement.step() {
-                out.append(Head(id: Hash32(bytes: statement.blob(0)!)!, hlc: HLC(rawValue: UInt64(statement.int64(1)))))
+                out.append(Head(id: try statement.hash(0, "heads"), hlc: statement.hlc(1)))
             }
             return out
         }
@@ -178,7 +178,7 @@ extension LogStore {
         try database.readTransaction {
             let statement = try database.prepare(Schema.parentsOf).bind(.blob(id.bytes))
             var out: [Hash32] = []
-            while try statement.step() { out.append(Hash32(bytes: statement.blob(0)!)!) }
+            while try statement.step() { out.append(try statement.hash(0, "parents")) }
             return out
         }
     }
@@ -188,13 +188,18 @@ extension LogStore {
         try database.readTransaction {
             let statement = try database.prepare(Schema.missingParents).bind(.integer(limit))
             var out: [Hash32] = []
-            while try statement.step() { out.append(Hash32(bytes: statement.blob(0)!)!) }
+            while try statement.step() { out.append(try statement.hash(0, "orphan_waits")) }
             return out
         }
     }
 
     func storedEntry(_ s: Statement) throws -> StoredEntry {
-        let entry = try SignedEntry(bodyBytes: s.blob(7)!, signature: s.blob(8)!)
+        let entry: SignedEntry
+        do {
+            entry = try SignedEntry(bodyBytes: try s.bytes(7, "entries"), signature: try s.bytes(8, "entries"))
+        } catch let error as EntryFormatError {
+            throw StoreError.corrupt("entries: the body at seq \(s.int64(0)) does not decode (\(error))")
+        }
         return StoredEntry(seq: s.int64(0), entry: entry, inert: s.int64(9) != 0, ingestedMilliseconds: UInt64(s.int64(10)))
     }
 
@@ -220,7 +225,7 @@ extension LogStore {
         try database.readTransaction {
             let statement = try database.prepare(Schema.stateRow).bind(.text(bucket), .text(key))
             guard try statement.step() else { return nil }
-            return keyState(bucket: bucket, key: key, statement, offset: 0)
+            return try keyState(bucket: bucket, key: key, statement, offset: 0)
         }
     }
 
@@ -232,10 +237,10 @@ extension LogStore {
             )
             var out: [KeyState] = []
             while try statement.step() {
-                let key = statement.text(1)!
+                let key = try statement.string(1, "state")
                 // SQLite's range condition finds the start; the prefix test ends the scan.
                 guard key.utf8.starts(with: prefix.utf8) else { break }
-                out.append(keyState(bucket: bucket, key: key, statement, offset: 2))
+                out.append(try keyState(bucket: bucket, key: key, statement, offset: 2))
             }
             return out
         }
@@ -246,17 +251,17 @@ extension LogStore {
         try database.readTransaction {
             let statement = try database.prepare(Schema.buckets)
             var out: [(String, Int)] = []
-            while try statement.step() { out.append((statement.text(0)!, statement.int(1))) }
+            while try statement.step() { out.append((try statement.string(0, "state"), statement.int(1))) }
             return out
         }
     }
 
-    private func keyState(bucket: String, key: String, _ s: Statement, offset o: Int32) -> KeyState {
+    private func keyState(bucket: String, key: String, _ s: Statement, offset o: Int32) throws -> KeyState {
         let deleted = s.int64(o + 3) != 0
-        let value = deleted ? nil : ValueRef(digest: Hash32(bytes: s.blob(o + 4)!)!, length: UInt32(s.int64(o + 5)))
+        let value = deleted ? nil : ValueRef(digest: try s.hash(o + 4, "state"), length: UInt32(truncatingIfNeeded: s.int64(o + 5)))
         return KeyState(
-            bucket: bucket, key: key, entryID: Hash32(bytes: s.blob(o)!)!, hlc: HLC(rawValue: UInt64(s.int64(o + 1))),
-            author: PublicKey(bytes: s.blob(o + 2)!)!, value: value
+            bucket: bucket, key: key, entryID: try s.hash(o, "state"), hlc: s.hlc(o + 1),
+            author: try s.publicKey(o + 2, "state"), value: value
         )
     }
 
@@ -265,7 +270,8 @@ extension LogStore {
     public func winner(bucket: String, key: String, beforeSeq seq: Int64) throws -> StoredEntry? {
         try database.readTransaction {
             let statement = try database.prepare(Schema.keyWinnerBeforeSeq).bind(.text(bucket), .text(key), .int(seq))
-            guard try statement.step(), let id = Hash32(bytes: statement.blob(0)!) else { return nil }
+            guard try statement.step() else { return nil }
+            let id = try statement.hash(0, "entries")
             return try entry(id: id)
         }
     }

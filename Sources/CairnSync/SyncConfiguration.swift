@@ -1,3 +1,5 @@
+import CairnCore
+import CairnStore
 import Cairn
 
 /// How a ``SyncNode`` listens, whom it dials, and its timings and limits.

@@ -1,3 +1,5 @@
+import CairnCore
+import CairnStore
 import Cairn
 
 /// One message of the session protocol, carried (after the Noise handshake) as the plaintext of
