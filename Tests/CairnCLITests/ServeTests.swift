@@ -124,7 +124,8 @@ struct ServeTests {
             }
         }
         let total = try a.entryCount()
-        let daemonA = try Daemon(a)
+        // b joins read-only: its key is not in the writer set, so a must admit it explicitly.
+        let daemonA = try Daemon(a, arguments: ["--allow-any"])
         let b = Node(dataDir: sandbox.path("b"))
         let token = try invite(a, daemonA.address, "--read-only")
         #expect(try CLI.run(["--data-dir", b.dataDir, "join", token]).status == 0)
