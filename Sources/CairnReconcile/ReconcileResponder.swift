@@ -1,7 +1,8 @@
 /// The server side of a Negentropy V1 session: it answers each message and learns nothing.
 ///
-/// Apart from the round count, a responder is stateless between messages. Use one responder per
-/// session, so that the round budget applies per peer.
+/// Apart from its budget accounting (``ReconcileBudget``), a responder is stateless between
+/// messages. Use one responder per session, so that the budget applies per peer, and drop it
+/// when the session ends.
 public final class ReconcileResponder<Storage: ReconcileStorage> {
     /// The local set.
     public let storage: Storage
