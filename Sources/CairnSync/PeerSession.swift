@@ -58,9 +58,14 @@ actor PeerSession {
     /// round numbers only grow, and a round's responder is freed when the round ends.
     private var theirRound: UInt32?
     private var lastTheirRound: UInt32 = 0
-    /// Entries the peer is known to hold (it advertised or sent them), newest first: what a
-    /// later session checks it still holds (see ``onHeads(_:)``).
+    /// Entries the peer is known to hold (it advertised them, sent them, or acknowledged
+    /// batches of them), newest first: what a later session checks it still holds (see
+    /// ``onHeads(_:)``).
     private var held = HeldEntries()
+    /// The newest entry of each batch sent and not yet acknowledged, by stream (bounded: a
+    /// peer that never acknowledges cannot grow it).
+    private var unackedTips: [StreamID: [(batch: UInt32, tip: SyncMessage.Tip)]] = [:]
+    private static let maxUnackedStreams = 64
     private var needsInFlight: [UInt32: [Hash32]] = [:]
     private var requestedParents = Set<Hash32>()
     private var reconciling = false
@@ -431,6 +436,11 @@ actor PeerSession {
 
     private func sendBatch(_ entries: [RawEntry], stream: StreamID, batch: UInt32) async throws {
         if outgoing[stream] == nil { outgoing[stream] = 0 }
+        if let last = entries.last, let id = last.claimedID, let signed = try? SignedEntry(bodyBytes: last.body, signature: last.signature) {
+            // Streams go parents first: the last entry of a batch is its newest.
+            if unackedTips[stream] == nil, unackedTips.count >= Self.maxUnackedStreams { unackedTips.removeAll() }
+            unackedTips[stream, default: []].append((batch, SyncMessage.Tip(id: id, hlc: signed.hlc)))
+        }
         try await sender.enqueue(.entries(stream: stream.number, batch: batch, entries))
         known.insert(entries.compactMap(\.claimedID))
         metrics.entriesSent.increment(by: Int64(entries.count))
@@ -455,6 +465,12 @@ actor PeerSession {
     /// Records an ack for a stream this node is sending; acks for anything else (a stream
     /// that ended, or never was) change nothing.
     private func acknowledge(_ stream: StreamID, batch: UInt32) {
+        // The peer committed these batches: it holds their entries (checked on its next session).
+        if let tips = unackedTips[stream] {
+            held.insert(tips.filter { $0.batch <= batch }.map(\.tip))
+            let left = tips.filter { $0.batch > batch }
+            unackedTips[stream] = left.isEmpty ? nil : left
+        }
         guard let acked = outgoing[stream] else { return }
         outgoing[stream] = max(acked, batch)
         if let waiter = ackWaiters[stream], batch >= waiter.batch {

@@ -237,4 +237,34 @@ import Testing
         #expect(try await nodes[0].log.get("t", "r4") == [5])
         #expect(converged.state.count == 45)
     }
+
+    /// A node that only received (a fetch it acknowledged batch by batch) and is then put back
+    /// to the copy it started from shows the very heads it showed before; what it acknowledged
+    /// gives the restore away.
+    @Test func aRestoredNodeIsDetectedByTheBatchesItAcknowledged() async throws {
+        var configuration = testConfiguration()
+        configuration.reconcileInterval = .seconds(3600)
+        let nodes = try await makeCluster("restorea", count: 2, configuration: configuration)
+        defer { Task { await removeAll(nodes) } }
+        try await connectFullMesh(nodes)
+        _ = try await awaitConvergence(nodes)
+
+        await nodes[1].stop()
+        let backup = nodes[1].path + ".backup"
+        try FileManager.default.copyItem(atPath: nodes[1].path, toPath: backup)
+        _ = try await nodes[0].log.write((0..<700).map { .put(bucket: "t", key: "k\($0)", value: [1]) })
+        try await nodes[1].restart()  // fetches the 700 entries, acknowledging each batch
+        _ = try await awaitConvergence(nodes)
+        try await eventually(10, "the fetch completes") { metric(nodes[0].node, "cairn_entries_sent_total") >= 700 }
+
+        await nodes[1].stop()
+        try FileManager.default.removeItem(atPath: nodes[1].path)
+        try FileManager.default.moveItem(atPath: backup, toPath: nodes[1].path)
+        try await nodes[1].restart()
+        try await eventually(30, "node 0 detects the restore") {
+            metric(nodes[0].node, "cairn_reconcile_fallbacks_total{reason=\"restored\"}") >= 1
+        }
+        let converged = try await awaitConvergence(nodes)
+        #expect(converged.state.count == 700)
+    }
 }
