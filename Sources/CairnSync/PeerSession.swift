@@ -22,7 +22,12 @@ actor PeerSession {
     static let deltaCapability = "delta-fetch/1"
     static let pushCapability = "push/1"
     static let reconcileCapability = "rbsr-negentropy-v1"
-    static let capabilities = [deltaCapability, pushCapability, reconcileCapability]
+    /// The initiator ends each reconciliation round with an empty message (a peer without it
+    /// would take that message for a malformed one).
+    static let roundEndCapability = "rbsr-round-end/1"
+    static let capabilities = [deltaCapability, pushCapability, reconcileCapability, roundEndCapability]
+    /// What a node without the fast path offers (reconciliation only).
+    static let reconcileOnlyCapabilities = [reconcileCapability, roundEndCapability]
     /// How a `bye` that refuses the peer starts.
     static let refusal = "refused:"
 
@@ -107,7 +112,7 @@ actor PeerSession {
     nonisolated func run(receiver: inout FrameReceiver) async throws {
         try await sender.send(.hello(.init(
             minVersion: Self.protocolVersion, maxVersion: Self.protocolVersion, logID: log.logID,
-            nodeKey: log.nodeKey, capabilities: config.fastPath ? Self.capabilities : [Self.reconcileCapability])))
+            nodeKey: log.nodeKey, capabilities: config.fastPath ? Self.capabilities : Self.reconcileOnlyCapabilities)))
         guard case .hello(let hello)? = try await receiver.next() else {
             throw SessionError.unexpectedMessage("expected a hello first")
         }
@@ -165,7 +170,7 @@ actor PeerSession {
             throw SessionError.notAllowed(hello.nodeKey)
         }
         // Capabilities this version does not know are ignored; missing ones switch features off.
-        capabilities = Set(hello.capabilities).intersection(config.fastPath ? Self.capabilities : [Self.reconcileCapability])
+        capabilities = Set(hello.capabilities).intersection(config.fastPath ? Self.capabilities : Self.reconcileOnlyCapabilities)
         identity = hello.nodeKey
         logger[metadataKey: "peer"] = "\(hello.nodeKey.hex.prefix(12))@\(address)"
         guard await node.register(self, identity: hello.nodeKey) else {
@@ -579,7 +584,9 @@ actor PeerSession {
             if let error = error as? ReconcileError { throw SessionError.protocolViolation("reconciliation: \(error)") }
             throw error
         }
-        try await sender.enqueue(.reconcile(session: session, fromInitiator: true, []))
+        if capabilities.contains(Self.roundEndCapability) {
+            try await sender.enqueue(.reconcile(session: session, fromInitiator: true, []))
+        }
         for start in stride(from: 0, to: need.ids.count, by: 10_000) {
             let request = newRequestID()
             requests.expect(request)
