@@ -601,7 +601,10 @@ actor PeerSession {
         }
         logger.debug("reconciled", metadata: ["have": "\(have.ids.count)", "need": "\(need.ids.count)"])
         if let cutOff {
-            throw SessionError.reconcileStalled("\(cutOff) (kept \(have.ids.count) have and \(need.ids.count) need ids)")
+            let error = SessionError.reconcileStalled("\(cutOff) (kept \(have.ids.count) have and \(need.ids.count) need ids)")
+            // Waits until everything queued (the have stream) is written before hanging up.
+            try? await sender.send(.bye("\(error)"))
+            throw error
         }
         await markSynced()
     }

@@ -138,17 +138,22 @@ import Testing
     }
 
     /// A responder that replays the same reply forever is cut off once rounds stop making
-    /// progress; the id it disclosed before the cut is still fetched.
+    /// progress; what it taught before the cut is kept: the id it disclosed is fetched, and the
+    /// entry it lacks is sent.
     @Test func aReplayingResponderIsCutOffAndWhatItDisclosedIsFetched() async throws {
         let nodes = try await makeCluster("replay", count: 1)
         defer { Task { await removeAll(nodes) } }
         nodes[0].start()
         let target = nodes[0]
+        let key = try await insider(of: target)  // its grant is the node's second entry
+        let genesis = try await target.log.genesis
         let disclosed = Hash32(bytes: [UInt8](repeating: 0xD1, count: 32))!
-        // [0, (1, "")) holds `disclosed` only (an IdList); [(1, ""), ∞) gets a fingerprint that
-        // never matches, so the node must answer every time — with the same message.
-        let reply: [UInt8] = [0x61, 0x02, 0x00, 0x02, 0x01] + disclosed.bytes + [0x00, 0x00, 0x01] + [UInt8](repeating: 0xEE, count: 16)
-        let peer = InteractivePeer(port: try await target.port, networkSecret: try target.log.networkSecret(), logID: target.log.logID, key: try await insider(of: target))
+        // [0, (genesis HLC + 1, "")) lists `disclosed` only, so the node learns it needs that id
+        // and has the genesis; [that bound, ∞) gets a fingerprint that never matches, so the node
+        // must answer every time — with the same message.
+        let reply: [UInt8] = [0x61] + negentropyVarint(genesis.hlc.rawValue + 2) + [0x00, 0x02, 0x01] + disclosed.bytes
+            + [0x00, 0x00, 0x01] + [UInt8](repeating: 0xEE, count: 16)
+        let peer = InteractivePeer(port: try await target.port, networkSecret: try target.log.networkSecret(), logID: target.log.logID, key: key)
         let received = try await peer.run(opening: [.reconcileRequest], respond: { message in
             switch message {
             case .reconcile(let session, true, let query) where !query.isEmpty: [.reconcile(session: session, fromInitiator: false, reply)]
@@ -160,6 +165,21 @@ import Testing
         let queries = received.filter { if case .reconcile(_, true, let query) = $0 { !query.isEmpty } else { false } }
         #expect(queries.count <= SyncConfiguration().reconcileBudget.stallRounds + 2, "\(queries.count) messages")
         #expect(received.contains { if case .need(_, let ids) = $0 { ids.contains(disclosed) } else { false } })
+        #expect(received.contains { message in
+            guard case .entries(let stream, _, let entries) = message, stream & StreamID.ownStreamBit != 0 else { return false }
+            return entries.contains { $0.claimedID == genesis.id }
+        })
+    }
+
+    /// Negentropy's varint: base 128, most significant group first, high bit on all but the last.
+    func negentropyVarint(_ value: UInt64) -> [UInt8] {
+        var out = [UInt8(value & 0x7F)]
+        var rest = value >> 7
+        while rest > 0 {
+            out.insert(UInt8(rest & 0x7F) | 0x80, at: 0)
+            rest >>= 7
+        }
+        return out
     }
 
     // MARK: - Item 5: inbound allow-list
