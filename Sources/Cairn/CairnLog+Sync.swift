@@ -44,15 +44,15 @@ extension CairnLog {
     // MARK: - Negentropy sessions
 
     /// Starts a session as initiator and returns its first message.
-    package func reconcileInitiate(_ key: String, frameSizeLimit: Int, maxRounds: Int) throws -> [UInt8] {
-        let initiator = try ReconcileInitiator(storage: reconcileIndex, frameSizeLimit: frameSizeLimit, maxRounds: maxRounds)
+    package func reconcileInitiate(_ key: String, frameSizeLimit: Int, budget: ReconcileBudget) throws -> [UInt8] {
+        let initiator = try ReconcileInitiator(storage: reconcileIndex, frameSizeLimit: frameSizeLimit, budget: budget)
         let message = try initiator.initiate()
         reconcileSessions.initiators[key] = initiator
         return message
     }
 
-    /// Feeds the responder's reply to a session this node initiated; `next` is `nil` when done
-    /// (and the session is forgotten).
+    /// Feeds the responder's reply to a session this node initiated; `next` is `nil` when done.
+    /// The session is forgotten when it ends, fails or exhausts its budget.
     package func reconcileContinue(_ key: String, reply: [UInt8]) throws -> (next: [UInt8]?, have: [Hash32], need: [Hash32]) {
         guard let initiator = reconcileSessions.initiators[key] else { throw ReconcileError.notInitiated }
         do {
@@ -65,17 +65,42 @@ extension CairnLog {
         }
     }
 
-    /// Answers a peer's Negentropy message, creating the responder on its first message.
-    package func reconcileRespond(_ key: String, message: [UInt8], maxRounds: Int) throws -> [UInt8] {
-        let responder = try reconcileSessions.responders[key] ?? ReconcileResponder(storage: reconcileIndex, maxRounds: maxRounds)
+    /// Answers a peer's Negentropy message, creating the responder on its first message. A
+    /// responder that fails (malformed message, budget exhausted) is forgotten.
+    package func reconcileRespond(_ key: String, message: [UInt8], frameSizeLimit: Int, budget: ReconcileBudget) throws -> [UInt8] {
+        let responder = try reconcileSessions.responders[key]
+            ?? ReconcileResponder(storage: reconcileIndex, frameSizeLimit: frameSizeLimit, budget: budget)
         reconcileSessions.responders[key] = responder
-        return try responder.reconcile(message)
+        do {
+            return try responder.reconcile(message)
+        } catch {
+            reconcileSessions.responders[key] = nil
+            throw error
+        }
+    }
+
+    /// Forgets one session (either role), e.g. when its round ended or was abandoned.
+    package func reconcileForget(_ key: String) {
+        reconcileSessions.initiators[key] = nil
+        reconcileSessions.responders[key] = nil
     }
 
     /// Forgets every session whose key starts with `prefix` (a closed connection's).
     package func reconcileEnd(prefix: String) {
         reconcileSessions.initiators = reconcileSessions.initiators.filter { !$0.key.hasPrefix(prefix) }
         reconcileSessions.responders = reconcileSessions.responders.filter { !$0.key.hasPrefix(prefix) }
+    }
+
+    /// How many Negentropy sessions this log holds state for, by role (for tests: rounds that
+    /// ended must leave none behind).
+    package var reconcileSessionCounts: (initiators: Int, responders: Int) {
+        (reconcileSessions.initiators.count, reconcileSessions.responders.count)
+    }
+
+    /// Whether `key` is in the writer set now: granted a role and not revoked.
+    package func isCurrentWriter(_ key: PublicKey) throws -> Bool {
+        let status = try store.writerStatus(key)
+        return status.role != nil && status.revokedFrom == nil
     }
 }
 

@@ -20,7 +20,12 @@ struct ServeCommand: CairnCommand {
 
             The optional config file (--config, default DATA-DIR/serve.json if present) is JSON with \
             any of: "listen", "metrics", "peers" (["host:port", ...]), "reconcile_interval_seconds", \
-            "idle_timeout_seconds", "merge_settle_milliseconds". Flags override it.
+            "idle_timeout_seconds", "merge_settle_milliseconds", "allow" (["KEY", ...]), "allow_any". \
+            Flags override it.
+
+            Inbound peers must hold the network secret and, by default, a key in the log's writer \
+            set (or pinned in the peer list). Read-only nodes are not in the writer set: admit them \
+            with --allow KEY (or "allow"), or admit every holder of the secret with --allow-any.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -43,10 +48,18 @@ struct ServeCommand: CairnCommand {
     @Option(help: ArgumentHelp("A JSON config file.", valueName: "path"))
     var config: String?
 
+    @Option(name: .customLong("allow"), help: ArgumentHelp("Admit inbound peers with this node key besides the writer set, e.g. a read-only node (repeatable).", valueName: "key"))
+    var allow: [String] = []
+
+    @Flag(name: .customLong("allow-any"), help: "Admit any inbound peer that holds the network secret.")
+    var allowAny = false
+
     func run() async throws {
         let log = try global.open()
         var settings = try ServeSettings.load(explicit: config, dataDirectory: global.path)
         settings.override(listen: listen, peers: peers, metrics: metrics, reconcileInterval: reconcileInterval, idleTimeout: idleTimeout)
+        settings.allow += allow
+        if allowAny { settings.allowAny = true }
         let logger = Logger(label: "cairn.sync")
         let node = try SyncNode(log: log, configuration: try settings.configuration(), logger: logger)
         let host = settings.listen.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "127.0.0.1"
@@ -73,9 +86,12 @@ struct ServeSettings: Decodable {
     var reconcileIntervalSeconds: Double?
     var idleTimeoutSeconds: Double?
     var mergeSettleMilliseconds: Int?
+    var allow: [String] = []
+    var allowAny = false
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, metrics, peers
+        case listen, metrics, peers, allow
+        case allowAny = "allow_any"
         case reconcileIntervalSeconds = "reconcile_interval_seconds"
         case idleTimeoutSeconds = "idle_timeout_seconds"
         case mergeSettleMilliseconds = "merge_settle_milliseconds"
@@ -91,6 +107,8 @@ struct ServeSettings: Decodable {
         reconcileIntervalSeconds = try container.decodeIfPresent(Double.self, forKey: .reconcileIntervalSeconds)
         idleTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds)
         mergeSettleMilliseconds = try container.decodeIfPresent(Int.self, forKey: .mergeSettleMilliseconds)
+        allow = try container.decodeIfPresent([String].self, forKey: .allow) ?? []
+        allowAny = try container.decodeIfPresent(Bool.self, forKey: .allowAny) ?? false
     }
 
     /// The settings from `explicit` (which must exist), else from `DATA-DIR/serve.json` if it
@@ -137,6 +155,11 @@ struct ServeSettings: Decodable {
             configuration.idleTimeout = .milliseconds(Int64(seconds * 1000))
         }
         if let milliseconds = mergeSettleMilliseconds { configuration.mergeSettle = .milliseconds(max(10, milliseconds)) }
+        configuration.allow = try allow.map { text in
+            guard let key = PublicKey(hex: text) else { throw ServeConfigError(path: "allow", problem: "'\(text)' is not a node key (64 hex digits)") }
+            return key
+        }
+        if allowAny { configuration.inboundPolicy = .anyHolderOfTheSecret }
         return configuration
     }
 }

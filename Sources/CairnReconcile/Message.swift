@@ -94,8 +94,11 @@ struct MessageReader {
     }
 
     /// Steps over an IdList payload without materializing it (the responder ignores its content).
-    mutating func skipIDList() throws(ReconcileError) {
-        position += try checkedIDListCount() * ItemID.byteCount
+    /// Skips an IdList; returns how many ids it held.
+    mutating func skipIDList() throws(ReconcileError) -> Int {
+        let count = try checkedIDListCount()
+        position += count * ItemID.byteCount
+        return count
     }
 
     private mutating func checkedIDListCount() throws(ReconcileError) -> Int {

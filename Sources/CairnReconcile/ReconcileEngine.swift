@@ -31,19 +31,22 @@ struct ReconcileEngine<Storage: ReconcileStorage> {
     }
 
     /// Processes one incoming message and returns the reply (`[0x61]` alone means "nothing left").
-    /// The initiator collects the ids only it has in `have` and those only the peer has in `need`.
-    func reply(to message: [UInt8], have: inout [ItemID], need: inout [ItemID]) throws -> [UInt8] {
+    /// The initiator collects the ids only it has in `have` and those only the peer has in `need`;
+    /// `listed` counts the ids in the message's IdLists (what the peer disclosed of its set).
+    func reply(to message: [UInt8], have: inout [ItemID], need: inout [ItemID], listed: inout Int) throws -> [UInt8] {
         var haveFound: [ItemID] = []
         var needFound: [ItemID] = []
+        var listedFound = 0
         let reply = try storage.withReadSnapshot {
-            try processMessage(message, have: &haveFound, need: &needFound)
+            try processMessage(message, have: &haveFound, need: &needFound, listed: &listedFound)
         }
         have += haveFound
         need += needFound
+        listed += listedFound
         return reply
     }
 
-    private func processMessage(_ message: [UInt8], have: inout [ItemID], need: inout [ItemID]) throws -> [UInt8] {
+    private func processMessage(_ message: [UInt8], have: inout [ItemID], need: inout [ItemID], listed: inout Int) throws -> [UInt8] {
         var reader = MessageReader(message)
         var out = [NegentropyProtocol.version]
         guard try acceptsVersion(reader.readVersion()) else { return out }
@@ -76,10 +79,12 @@ struct ReconcileEngine<Storage: ReconcileStorage> {
             case .idList:
                 switch role {
                 case .initiator:
-                    try compare(reader.readIDList(), with: lower..<upper, have: &have, need: &need)
+                    let theirs = try reader.readIDList()
+                    listed += theirs.count
+                    try compare(theirs, with: lower..<upper, have: &have, need: &need)
                     state.pendingSkip = true
                 case .responder:
-                    try reader.skipIDList()
+                    listed += try reader.skipIDList()
                     state.flushSkip(encoder: &encoder, into: &rangeOut)
                     upper = try appendIDList(lower..<upper, bound: bound, written: out.count,
                                              encoder: &encoder, into: &rangeOut)

@@ -42,6 +42,11 @@ public enum ReconcileError: Error, Equatable, Sendable, CustomStringConvertible 
     case invalidRoundLimit(Int)
     /// The session used up its round budget without finishing: a buggy or hostile peer.
     case roundLimitExceeded(Int)
+    /// This many rounds in a row made no progress (see ``ReconcileBudget``): the peer replays
+    /// or loops.
+    case noProgress(rounds: Int)
+    /// The session moved more bytes than its ``ReconcileBudget`` allows for the set sizes.
+    case byteBudgetExceeded(Int)
     /// `initiate()` was called twice on one initiator.
     case alreadyInitiated
     /// The initiator got a reply before it sent `initiate()`.
@@ -72,6 +77,8 @@ public enum ReconcileError: Error, Equatable, Sendable, CustomStringConvertible 
         case .frameSizeLimitTooSmall(let limit): return "frame size limit \(limit) too small (0 or >= 4096)"
         case .invalidRoundLimit(let limit): return "round limit \(limit) must be at least 1"
         case .roundLimitExceeded(let limit): return "session exceeded its limit of \(limit) rounds"
+        case .noProgress(let rounds): return "\(rounds) rounds in a row made no progress"
+        case .byteBudgetExceeded(let limit): return "session exceeded its budget of \(limit) bytes"
         case .alreadyInitiated: return "initiate() called twice"
         case .notInitiated: return "reconcile() called before initiate()"
         case .sessionFinished: return "reconcile() called after the session finished"

@@ -1,6 +1,7 @@
 import CairnCore
 import CairnStore
 import Cairn
+import CairnReconcile
 import Logging
 import NIOCore
 
@@ -11,6 +12,11 @@ import NIOCore
 /// inline (one transaction each, acknowledged after commit), so a sender can never run more
 /// than `window` batches ahead. Anything long (serving a fetch, a reconciliation round) runs as
 /// a job beside the reader so acks and replies keep flowing.
+///
+/// Per-stream state is keyed by ``StreamID`` (whose number space, and the number), so a number
+/// the peer picks can never land on a stream of this node's own; a request number the peer
+/// reuses while its stream is in flight, or picks outside its space, ends the session. Each
+/// reconciliation round frees its state (responder, waiters) when it ends.
 actor PeerSession {
     typealias Job = @Sendable () async throws -> Void
 
@@ -18,7 +24,14 @@ actor PeerSession {
     static let deltaCapability = "delta-fetch/1"
     static let pushCapability = "push/1"
     static let reconcileCapability = "rbsr-negentropy-v1"
-    static let capabilities = [deltaCapability, pushCapability, reconcileCapability]
+    /// The initiator ends each reconciliation round with an empty message (a peer without it
+    /// would take that message for a malformed one).
+    static let roundEndCapability = "rbsr-round-end/1"
+    static let capabilities = [deltaCapability, pushCapability, reconcileCapability, roundEndCapability]
+    /// What a node without the fast path offers (reconciliation only).
+    static let reconcileOnlyCapabilities = [reconcileCapability, roundEndCapability]
+    /// How a `bye` that refuses the peer starts.
+    static let refusal = "refused:"
 
     let connection: Int
     let isDialer: Bool
@@ -39,12 +52,27 @@ actor PeerSession {
     /// Ids the peer is known to hold (sent by it or to it): not pushed to it again.
     private var known = RecentIDs(capacity: 200_000)
     private var nextRequestID: UInt32 = 1
-    private var nextStreamID: UInt32 = 0x8000_0000
+    private var nextStreamNumber: UInt32 = 0
     private var nextReconcileID: UInt32 = 1
     private let requests = PendingReplies<SyncMessage.FetchOutcome>()
     private let reconcileReplies = PendingReplies<[UInt8]>()
-    private var acked: [UInt32: UInt32] = [:]
-    private var ackWaiters: [UInt32: (batch: UInt32, continuation: CheckedContinuation<Void, any Error>)] = [:]
+    /// The peer's requests (fetch, need) whose answer stream is in flight.
+    private var serving = Set<UInt32>()
+    /// Streams this node is sending, with the highest batch the peer acknowledged.
+    private var outgoing: [StreamID: UInt32] = [:]
+    private var ackWaiters: [StreamID: (batch: UInt32, continuation: CheckedContinuation<Void, any Error>)] = [:]
+    /// The peer's reconciliation round this node is answering, and the last one it started:
+    /// round numbers only grow, and a round's responder is freed when the round ends.
+    private var theirRound: UInt32?
+    private var lastTheirRound: UInt32 = 0
+    /// Entries the peer is known to hold (it advertised them, sent them, or acknowledged
+    /// batches of them), newest first: what a later session checks it still holds (see
+    /// ``onHeads(_:)``).
+    private var held = HeldEntries()
+    /// The newest entry of each batch sent and not yet acknowledged, by stream (bounded: a
+    /// peer that never acknowledges cannot grow it).
+    private var unackedTips: [StreamID: [(batch: UInt32, tip: SyncMessage.Tip)]] = [:]
+    private static let maxUnackedStreams = 64
     private var needsInFlight: [UInt32: [Hash32]] = [:]
     private var requestedParents = Set<Hash32>()
     private var reconciling = false
@@ -86,7 +114,7 @@ actor PeerSession {
     nonisolated func run(receiver: inout FrameReceiver) async throws {
         try await sender.send(.hello(.init(
             minVersion: Self.protocolVersion, maxVersion: Self.protocolVersion, logID: log.logID,
-            nodeKey: log.nodeKey, capabilities: config.fastPath ? Self.capabilities : [Self.reconcileCapability])))
+            nodeKey: log.nodeKey, capabilities: config.fastPath ? Self.capabilities : Self.reconcileOnlyCapabilities)))
         guard case .hello(let hello)? = try await receiver.next() else {
             throw SessionError.unexpectedMessage("expected a hello first")
         }
@@ -138,8 +166,13 @@ actor PeerSession {
         guard hello.nodeKey.noiseStaticKey == remoteStatic else { throw SessionError.identityNotBound }
         if let pinned, pinned != hello.nodeKey { throw SessionError.identityMismatch(expected: pinned, got: hello.nodeKey) }
         guard hello.nodeKey != log.nodeKey else { throw SessionError.connectedToSelf }
+        // Holding the network secret is not enough to connect: the inbound policy decides.
+        if !isDialer, !(await node.admits(hello.nodeKey)) {
+            try? await sender.send(.bye("\(Self.refusal) node key not allowed by the inbound policy"))
+            throw SessionError.notAllowed(hello.nodeKey)
+        }
         // Capabilities this version does not know are ignored; missing ones switch features off.
-        capabilities = Set(hello.capabilities).intersection(config.fastPath ? Self.capabilities : [Self.reconcileCapability])
+        capabilities = Set(hello.capabilities).intersection(config.fastPath ? Self.capabilities : Self.reconcileOnlyCapabilities)
         identity = hello.nodeKey
         logger[metadataKey: "peer"] = "\(hello.nodeKey.hex.prefix(12))@\(address)"
         guard await node.register(self, identity: hello.nodeKey) else {
@@ -167,6 +200,7 @@ actor PeerSession {
 
     private func finish() async {
         await log.reconcileEnd(prefix: "\(connection)/")
+        if let identity, !held.isEmpty { await node.noteHeld(held, by: identity) }
         status?.state = "disconnected"
         if let failure { status?.lastError = "\(failure)" }
         await saveStatus()
@@ -222,21 +256,22 @@ actor PeerSession {
         case .heads(let tips):
             start { try await self.onHeads(tips) }
         case .fetch(let request, let wants, let haves):
+            try beginServing(request)
             start { try await self.serveFetch(request, wants: wants, haves: haves) }
         case .entries(let stream, let batch, let entries):
             try await receive(entries, stream: stream, batch: batch)
         case .ack(let stream, let batch):
-            acknowledge(stream: stream, batch: batch)
+            acknowledge(StreamID(sent: stream), batch: batch)
         case .done(let request, let outcome):
+            // Ends an answer to our request; the end of a stream the peer opened needs nothing.
+            guard StreamID(received: request).owner == .ours else { break }
             if let ids = needsInFlight.removeValue(forKey: request) { requestedParents.subtract(ids) }
             requests.complete(request, with: outcome)
         case .need(let request, let ids):
+            try beginServing(request)
             start { try await self.serveNeed(request, ids: ids) }
         case .reconcile(let session, true, let query):
-            metrics.reconcileBytesReceived.increment(by: Int64(query.count))
-            let reply = try await log.reconcileRespond("\(connection)/r\(session)", message: query, maxRounds: config.reconcileMaxRounds)
-            metrics.reconcileBytesSent.increment(by: Int64(reply.count))
-            try await sender.enqueue(.reconcile(session: session, fromInitiator: false, reply))
+            try await respond(to: query, round: session)
         case .reconcile(let session, false, let reply):
             guard reconcileReplies.isExpected(session) else { throw SessionError.unexpectedMessage("reconcile reply for session \(session)") }
             metrics.reconcileBytesReceived.increment(by: Int64(reply.count))
@@ -249,6 +284,8 @@ actor PeerSession {
             break
         case .bye(let reason):
             logger.info("peer closed the session", metadata: ["reason": "\(reason)"])
+            // A refusal counts as a failed dial, so the dialer backs off.
+            if reason.hasPrefix(Self.refusal), failure == nil { failure = SessionError.refusedByPeer(reason) }
             close()
         }
     }
@@ -260,48 +297,91 @@ actor PeerSession {
         try await sender.enqueue(.heads(heads.map { .init(id: $0.id, hlc: $0.hlc) }))
     }
 
-    /// The fast path. Heads older than the newest this peer ever showed mean it was restored
-    /// from an old copy: its heads say nothing about what it lacks, so reconcile the sets at
-    /// once. Heads unknown here mean the peer has entries this node lacks: fetch them.
+    /// The fast path. A peer restored from an old copy no longer holds entries it held
+    /// before: its heads say nothing about what it lacks, so reconcile the sets at once. It shows
+    /// as heads older than the newest it ever showed, or — even when it wrote since — as heads
+    /// that do not descend from entries it was known to hold (see ``lacksHeldEntries(_:)``).
+    /// Heads unknown here mean the peer has entries this node lacks: fetch them.
     private func onHeads(_ tips: [SyncMessage.Tip]) async throws {
         let first = firstHeads
         firstHeads = false
         defer { if first && isDialer { start { try await self.reconcileRound() } } }
         known.insert(tips.map(\.id))
+        var previouslyHeld = HeldEntries()
+        if first, let identity { previouslyHeld = await node.held(by: identity) }
+        held.insert(tips)
         let newest = tips.map(\.hlc).max()
         let lastSeen = status?.headsHLC
         status?.headsHLC = newest
         if let newest, let lastSeen, newest < lastSeen {
-            logger.notice("peer's heads are older than it showed before (restored from a backup?): reconciling sets")
-            metrics.reconcileFallback("restored")
-            return try await reconcileRound()
+            return try await reconcileRestored("the peer's heads are older than it showed before")
         }
         let applied = try await log.appliedIDs(among: tips.map(\.id))
         let unknown = tips.map(\.id).filter { !applied.contains($0) }
-        guard !unknown.isEmpty else { return await markSynced() }
-        guard capabilities.contains(Self.deltaCapability) else {
-            metrics.reconcileFallback("no_delta")
-            return try await reconcileRound()
+        if !unknown.isEmpty {
+            guard capabilities.contains(Self.deltaCapability) else {
+                metrics.reconcileFallback("no_delta")
+                return try await reconcileRound()
+            }
+            activeWork += 1
+            defer { activeWork -= 1 }
+            let request = newRequestID()
+            requests.expect(request)
+            try await sender.enqueue(.fetch(request: request, wants: unknown, haves: try await log.haveSample()))
+            switch try await requests.wait(for: request) {
+            case .complete:
+                metrics.fetch("complete")
+            case .tooLarge:
+                metrics.fetch("too_large")
+                metrics.reconcileFallback("too_large")
+                return try await reconcileRound()
+            }
         }
-        activeWork += 1
-        defer { activeWork -= 1 }
-        let request = newRequestID()
-        requests.expect(request)
-        try await sender.enqueue(.fetch(request: request, wants: unknown, haves: try await log.haveSample()))
-        switch try await requests.wait(for: request) {
-        case .complete:
-            metrics.fetch("complete")
-            await markSynced()
-        case .tooLarge:
-            metrics.fetch("too_large")
-            metrics.reconcileFallback("too_large")
-            try await reconcileRound()
+        if try await lacksHeldEntries(previouslyHeld, tips: tips) {
+            return try await reconcileRestored("the peer's heads do not descend from entries it held before")
+        }
+        await markSynced()
+    }
+
+    private func reconcileRestored(_ why: String) async throws {
+        logger.notice("peer was restored from an old copy? reconciling sets", metadata: ["why": "\(why)"])
+        metrics.reconcileFallback("restored")
+        try await reconcileRound()
+    }
+
+    /// Whether the peer lacks an entry it was known to hold in an earlier session: such an
+    /// entry is neither one of its heads nor an ancestor of one (a node's writes descend from
+    /// everything it holds). Judged once the heads are here (after the fetch); a walk too long
+    /// to finish within `deltaLimit` counts as lacking, which costs only a reconciliation.
+    private func lacksHeldEntries(_ previous: HeldEntries, tips: [SyncMessage.Tip]) async throws -> Bool {
+        let heads = Set(tips.map(\.id))
+        let witnesses = previous.ids.filter { !heads.contains($0) }
+        guard !witnesses.isEmpty, !heads.isEmpty else { return false }
+        guard try await log.appliedIDs(among: Array(heads)).count == heads.count else { return false }
+        switch try await log.delta(wants: witnesses, haves: Array(heads), limit: config.deltaLimit) {
+        case .entries(let missing): return !missing.isEmpty
+        case .everything, .tooLarge: return true
+        }
+    }
+
+    /// Checks a request number the peer chose (fetch, need): in its space (1…2^31−1, so it
+    /// cannot name a stream this node opened) and not already answered by a stream in flight.
+    private func beginServing(_ request: UInt32) throws {
+        guard StreamID.isRequestNumber(request) else {
+            throw SessionError.protocolViolation("request \(request) is outside 1…2^31−1 (the space of stream ids)")
+        }
+        guard serving.insert(request).inserted else {
+            throw SessionError.protocolViolation("request \(request) reused while its stream is in flight")
         }
     }
 
     private func serveFetch(_ request: UInt32, wants: [Hash32], haves: [Hash32]) async throws {
         activeWork += 1
-        defer { activeWork -= 1 }
+        defer {
+            activeWork -= 1
+            serving.remove(request)
+        }
+        let stream = StreamID(.theirs, request)
         switch try await log.delta(wants: wants, haves: haves, limit: config.deltaLimit) {
         case .tooLarge:
             try await sender.enqueue(.done(request: request, outcome: .tooLarge))
@@ -310,7 +390,7 @@ actor PeerSession {
             var batch: UInt32 = 0
             for start in stride(from: 0, to: ids.count, by: config.batchEntries) {
                 let chunk = Array(ids[start..<min(start + config.batchEntries, ids.count)])
-                try await sendBatches(try await log.rawEntries(chunk), stream: request, batch: &batch)
+                try await sendBatches(try await log.rawEntries(chunk), stream: stream, batch: &batch)
             }
         case .everything:
             var batch: UInt32 = 0
@@ -319,26 +399,30 @@ actor PeerSession {
             while seq < end {
                 let (entries, last) = try await log.rawEntries(afterSeq: seq, limit: config.batchEntries)
                 if entries.isEmpty { break }
-                try await sendBatches(entries, stream: request, batch: &batch)
+                try await sendBatches(entries, stream: stream, batch: &batch)
                 seq = last
             }
         }
-        try await endStream(request)
+        try await endStream(stream)
     }
 
     private func serveNeed(_ request: UInt32, ids: [Hash32]) async throws {
         activeWork += 1
-        defer { activeWork -= 1 }
+        defer {
+            activeWork -= 1
+            serving.remove(request)
+        }
+        let stream = StreamID(.theirs, request)
         var batch: UInt32 = 0
-        try await sendBatches(parentsFirst(try await log.rawEntries(ids)), stream: request, batch: &batch)
-        try await endStream(request)
+        try await sendBatches(parentsFirst(try await log.rawEntries(ids)), stream: stream, batch: &batch)
+        try await endStream(stream)
     }
 
     // MARK: - Streams with acknowledgements
 
     /// Sends entries as batches of at most `batchEntries` entries and about `batchBytes` bytes,
     /// waiting whenever more than `window` batches are unacknowledged.
-    private func sendBatches(_ entries: [RawEntry], stream: UInt32, batch: inout UInt32) async throws {
+    private func sendBatches(_ entries: [RawEntry], stream: StreamID, batch: inout UInt32) async throws {
         var pending: [RawEntry] = []
         var bytes = 0
         for entry in entries {
@@ -357,27 +441,45 @@ actor PeerSession {
         }
     }
 
-    private func sendBatch(_ entries: [RawEntry], stream: UInt32, batch: UInt32) async throws {
-        try await sender.enqueue(.entries(stream: stream, batch: batch, entries))
+    private func sendBatch(_ entries: [RawEntry], stream: StreamID, batch: UInt32) async throws {
+        if outgoing[stream] == nil { outgoing[stream] = 0 }
+        if let last = entries.last, let id = last.claimedID, let signed = try? SignedEntry(bodyBytes: last.body, signature: last.signature) {
+            // Streams go parents first: the last entry of a batch is its newest.
+            if unackedTips[stream] == nil, unackedTips.count >= Self.maxUnackedStreams { unackedTips.removeAll() }
+            unackedTips[stream, default: []].append((batch, SyncMessage.Tip(id: id, hlc: signed.hlc)))
+        }
+        try await sender.enqueue(.entries(stream: stream.number, batch: batch, entries))
         known.insert(entries.compactMap(\.claimedID))
         metrics.entriesSent.increment(by: Int64(entries.count))
         status?.entriesSent += Int64(entries.count)
         if batch > UInt32(config.window) { try await waitForAck(stream: stream, batch: batch - UInt32(config.window)) }
     }
 
-    private func endStream(_ stream: UInt32) async throws {
-        acked[stream] = nil
-        try await sender.enqueue(.done(request: stream, outcome: .complete))
+    /// Says the stream is complete and forgets it: later acks for it are ignored.
+    private func endStream(_ stream: StreamID) async throws {
+        outgoing[stream] = nil
+        if let waiter = ackWaiters.removeValue(forKey: stream) { waiter.continuation.resume(throwing: CancellationError()) }
+        try await sender.enqueue(.done(request: stream.number, outcome: .complete))
     }
 
-    private func waitForAck(stream: UInt32, batch: UInt32) async throws {
-        if acked[stream, default: 0] >= batch { return }
+    private func waitForAck(stream: StreamID, batch: UInt32) async throws {
+        if outgoing[stream, default: 0] >= batch { return }
         if hasEnded || Task.isCancelled { throw CancellationError() }
+        // One sender per stream, and stream ids are unique: never a waiter to replace.
         try await withCheckedThrowingContinuation { ackWaiters[stream] = (batch, $0) }
     }
 
-    private func acknowledge(stream: UInt32, batch: UInt32) {
-        acked[stream] = max(acked[stream, default: 0], batch)
+    /// Records an ack for a stream this node is sending; acks for anything else (a stream
+    /// that ended, or never was) change nothing.
+    private func acknowledge(_ stream: StreamID, batch: UInt32) {
+        // The peer committed these batches: it holds their entries (checked on its next session).
+        if let tips = unackedTips[stream] {
+            held.insert(tips.filter { $0.batch <= batch }.map(\.tip))
+            let left = tips.filter { $0.batch > batch }
+            unackedTips[stream] = left.isEmpty ? nil : left
+        }
+        guard let acked = outgoing[stream] else { return }
+        outgoing[stream] = max(acked, batch)
         if let waiter = ackWaiters[stream], batch >= waiter.batch {
             ackWaiters[stream] = nil
             waiter.continuation.resume()
@@ -404,12 +506,27 @@ actor PeerSession {
         if let hostile = report.rejected.first(where: { $0.reason.isProofOfMalice }) {
             throw SessionError.hostileEntries(hostile.reason.label)
         }
+        noteHeld(entries, report: report)
         if stream == 0, !report.applied.isEmpty, let last = entries.last, let entry = try? SignedEntry(bodyBytes: last.body, signature: last.signature) {
             let latency = Int64(SystemWallClock().nowMilliseconds()) - Int64(entry.hlc.wallMilliseconds)
             if latency >= 0 { metrics.pushLatency.record(.milliseconds(latency)) }
         }
         if !report.applied.isEmpty { await node.noteActivity() }
         if !report.orphaned.isEmpty { try await requestMissingParents() }
+    }
+
+    /// The peer holds what it sent: remembers the newest entry of a batch that is now in the
+    /// DAG here (applied, or held already), as a witness for ``lacksHeldEntries(_:tips:)``.
+    private func noteHeld(_ entries: [RawEntry], report: InsertReport) {
+        let refused = Set(report.rejected.map(\.index))
+        let pending = Set(report.orphaned + report.quarantined)
+        for (index, entry) in entries.enumerated().reversed() where !refused.contains(index) {
+            guard let id = entry.claimedID, !pending.contains(id),
+                let signed = try? SignedEntry(bodyBytes: entry.body, signature: entry.signature)
+            else { continue }
+            held.insert([SyncMessage.Tip(id: id, hlc: signed.hlc)])
+            return
+        }
     }
 
     /// Asks this peer for the entries orphans are waiting for (it sent their children, so it
@@ -426,7 +543,10 @@ actor PeerSession {
     // MARK: - Anti-entropy
 
     /// One Negentropy V1 session as initiator over the `(hlc, id)` index, then fetches what the
-    /// peer has (`need`) and streams what it lacks (`have`). One at a time per peer.
+    /// peer has (`need`) and streams what it lacks (`have`). One at a time per peer. An empty
+    /// message tells the responder the round is over, so it frees its state. A round that
+    /// exhausts its budget (no progress, too many bytes) still fetches and sends what it
+    /// learned, then ends the session.
     func reconcileRound() async throws {
         guard capabilities.contains(Self.reconcileCapability), !reconciling else { return }
         reconciling = true
@@ -436,37 +556,94 @@ actor PeerSession {
             activeWork -= 1
         }
         let session = nextReconcileID
-        nextReconcileID += 1
+        nextReconcileID = nextReconcileID % 0xFFFF_FFFF + 1
         let key = "\(connection)/i\(session)"
-        var message = try await log.reconcileInitiate(key, frameSizeLimit: config.reconcileFrameLimit, maxRounds: config.reconcileMaxRounds)
-        var have: [Hash32] = [], need: [Hash32] = []
-        while true {
-            reconcileReplies.expect(session)
-            metrics.reconcileRounds.increment()
-            metrics.reconcileBytesSent.increment(by: Int64(message.count))
-            try await sender.enqueue(.reconcile(session: session, fromInitiator: true, message))
-            let reply = try await reconcileReplies.wait(for: session)
-            let result = try await log.reconcileContinue(key, reply: reply)
-            have += result.have
-            need += result.need
-            guard let next = result.next else { break }
-            message = next
+        var have = OrderedIDs(), need = OrderedIDs()
+        var cutOff: ReconcileError?
+        do {
+            var message = try await log.reconcileInitiate(key, frameSizeLimit: config.reconcileFrameLimit, budget: config.reconcileBudget)
+            while true {
+                reconcileReplies.expect(session)
+                metrics.reconcileRounds.increment()
+                metrics.reconcileBytesSent.increment(by: Int64(message.count))
+                try await sender.enqueue(.reconcile(session: session, fromInitiator: true, message))
+                let reply = try await reconcileReplies.wait(for: session)
+                let result: (next: [UInt8]?, have: [Hash32], need: [Hash32])
+                do {
+                    result = try await log.reconcileContinue(key, reply: reply)
+                } catch let error as ReconcileError where error.isBudget {
+                    cutOff = error
+                    break
+                }
+                have.append(result.have)
+                need.append(result.need)
+                guard let next = result.next else { break }
+                message = next
+            }
+        } catch {
+            await log.reconcileForget(key)
+            reconcileReplies.forget(session)
+            if let error = error as? ReconcileError { throw SessionError.protocolViolation("reconciliation: \(error)") }
+            throw error
         }
-        for start in stride(from: 0, to: need.count, by: 10_000) {
+        if capabilities.contains(Self.roundEndCapability) {
+            try await sender.enqueue(.reconcile(session: session, fromInitiator: true, []))
+        }
+        for start in stride(from: 0, to: need.ids.count, by: 10_000) {
             let request = newRequestID()
             requests.expect(request)
-            try await sender.enqueue(.need(request: request, Array(need[start..<min(start + 10_000, need.count)])))
+            try await sender.enqueue(.need(request: request, Array(need.ids[start..<min(start + 10_000, need.ids.count)])))
             _ = try await requests.wait(for: request)
         }
-        if !have.isEmpty {
-            let stream = nextStreamID
-            nextStreamID &+= 1
+        if !have.ids.isEmpty {
+            let stream = newStreamID()
             var batch: UInt32 = 0
-            try await sendBatches(parentsFirst(try await log.rawEntries(have)), stream: stream, batch: &batch)
+            try await sendBatches(parentsFirst(try await log.rawEntries(have.ids)), stream: stream, batch: &batch)
             try await endStream(stream)
         }
-        logger.debug("reconciled", metadata: ["have": "\(have.count)", "need": "\(need.count)"])
+        logger.debug("reconciled", metadata: ["have": "\(have.ids.count)", "need": "\(need.ids.count)"])
+        if let cutOff {
+            let error = SessionError.reconcileStalled("\(cutOff) (kept \(have.ids.count) have and \(need.ids.count) need ids)")
+            // Waits until everything queued (the have stream) is written before hanging up.
+            try? await sender.send(.bye("\(error)"))
+            throw error
+        }
         await markSynced()
+    }
+
+    /// Answers one message of the peer's reconciliation round `round`. Rounds only move
+    /// forward: a new number ends (and frees) the previous round, an empty message ends the
+    /// current one, and an old number is a protocol violation.
+    private func respond(to query: [UInt8], round: UInt32) async throws {
+        if query.isEmpty {
+            if theirRound == round { await endTheirRound() }
+            return
+        }
+        if theirRound != round {
+            guard round > lastTheirRound else {
+                throw SessionError.protocolViolation("reconciliation round \(round) reused (the last began at \(lastTheirRound))")
+            }
+            await endTheirRound()
+            theirRound = round
+            lastTheirRound = round
+        }
+        metrics.reconcileBytesReceived.increment(by: Int64(query.count))
+        let reply: [UInt8]
+        do {
+            reply = try await log.reconcileRespond(
+                "\(connection)/r\(round)", message: query, frameSizeLimit: config.reconcileFrameLimit, budget: config.reconcileBudget)
+        } catch let error as ReconcileError {
+            theirRound = nil
+            throw error.isBudget ? SessionError.reconcileStalled("\(error)") : SessionError.protocolViolation("reconciliation: \(error)")
+        }
+        metrics.reconcileBytesSent.increment(by: Int64(reply.count))
+        try await sender.enqueue(.reconcile(session: round, fromInitiator: false, reply))
+    }
+
+    private func endTheirRound() async {
+        guard let round = theirRound else { return }
+        theirRound = nil
+        await log.reconcileForget("\(connection)/r\(round)")
     }
 
     // MARK: - Live push
@@ -501,13 +678,24 @@ actor PeerSession {
 
     // MARK: - Helpers
 
+    /// The next request number: 1…2^31−1, wrapping.
     private func newRequestID() -> UInt32 {
         defer { nextRequestID = nextRequestID % 0x7FFF_FFFF + 1 }
         return nextRequestID
     }
 
+    /// The next stream this node opens on its own: the top bit set, wrapping within it.
+    private func newStreamID() -> StreamID {
+        defer { nextStreamNumber = (nextStreamNumber + 1) & ~StreamID.ownStreamBit }
+        return StreamID(.ours, StreamID.ownStreamBit | nextStreamNumber)
+    }
+
+    /// Entries the peer is known to hold, for a later session's check (tests read it too).
+    var heldEntries: HeldEntries { held }
+
     private func markSynced() async {
         status?.lastSyncMilliseconds = SystemWallClock().nowMilliseconds()
+        if let identity { await node.noteHeld(held, by: identity) }
         await saveStatus()
     }
 
@@ -537,6 +725,42 @@ extension RejectReason {
     }
 }
 
+extension ReconcileError {
+    /// Whether the session's budget (progress, bytes, rounds) ended it, rather than a bad message.
+    var isBudget: Bool {
+        switch self {
+        case .noProgress, .byteBudgetExceeded, .roundLimitExceeded: true
+        default: false
+        }
+    }
+}
+
+/// Ids in first-seen order without repeats (a round with a frame limit may report an id twice).
+struct OrderedIDs {
+    private(set) var ids: [Hash32] = []
+    private var seen = Set<Hash32>()
+
+    mutating func append(_ more: [Hash32]) {
+        for id in more where seen.insert(id).inserted { ids.append(id) }
+    }
+}
+
+/// A few entries a peer is known to hold, newest (by HLC) first. Holding an entry means holding
+/// its ancestry, so the newest few say the most; the check runs on these alone.
+struct HeldEntries: Sendable, Equatable {
+    static let capacity = 8
+    private(set) var tips: [SyncMessage.Tip] = []
+
+    var isEmpty: Bool { tips.isEmpty }
+    var ids: [Hash32] { tips.map(\.id) }
+
+    mutating func insert(_ more: [SyncMessage.Tip]) {
+        for tip in more where !tips.contains(where: { $0.id == tip.id }) { tips.append(tip) }
+        tips.sort { ($0.hlc, $0.id) > ($1.hlc, $1.id) }
+        if tips.count > Self.capacity { tips.removeLast(tips.count - Self.capacity) }
+    }
+}
+
 /// Replies this side is waiting for, by request number. A reply may arrive before its waiter
 /// starts waiting (the session actor is reentrant), so it is kept until then. Confined to the
 /// session actor: ``wait(for:isolation:)`` runs on the caller's actor.
@@ -550,6 +774,12 @@ final class PendingReplies<Value: Sendable> {
     func expect(_ id: UInt32) { expected.insert(id) }
 
     func isExpected(_ id: UInt32) -> Bool { expected.contains(id) }
+
+    /// Stops waiting for `id` (its round was abandoned): a late reply is then unexpected.
+    func forget(_ id: UInt32) {
+        expected.remove(id)
+        arrived[id] = nil
+    }
 
     func complete(_ id: UInt32, with value: Value) {
         guard expected.remove(id) != nil else { return }

@@ -23,6 +23,12 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
     case protocolViolation(String)
     case hostileEntries(String)
     case sendQueueOverflow
+    /// The peer's node key is not admitted by the inbound policy.
+    case notAllowed(PublicKey)
+    /// The peer refused this node (its `bye` said why).
+    case refusedByPeer(String)
+    /// A reconciliation with the peer stopped making progress or exceeded its byte budget.
+    case reconcileStalled(String)
 
     public var description: String {
         switch self {
@@ -42,6 +48,9 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
         case .protocolViolation(let why): "protocol violation: \(why)"
         case .hostileEntries(let why): "peer sent entries no honest node relays (\(why))"
         case .sendQueueOverflow: "peer does not read fast enough"
+        case .notAllowed(let key): "node key \(key.hex.prefix(16))… is not allowed to connect (inbound policy)"
+        case .refusedByPeer(let reason): "the peer refused this node: \(reason)"
+        case .reconcileStalled(let why): "reconciliation abandoned: \(why)"
         }
     }
 
@@ -61,6 +70,9 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
         case .duplicateConnection: "duplicate"
         case .hostileEntries: "hostile_entries"
         case .sendQueueOverflow: "slow_reader"
+        case .notAllowed: "not_allowed"
+        case .refusedByPeer: "refused"
+        case .reconcileStalled: "no_progress"
         }
     }
 }

@@ -1,6 +1,7 @@
 import CairnCore
 import CairnStore
 import Cairn
+import CairnReconcile
 
 /// How a ``SyncNode`` listens, whom it dials, and its timings and limits.
 ///
@@ -31,9 +32,18 @@ public struct SyncConfiguration: Sendable {
     public var deltaLimit = 100_000
     /// Largest message accepted from a peer.
     public var maxMessageBytes = 32 << 20
-    /// Negentropy frame size limit (initiator messages) and round budget per session.
+    /// Negentropy frame size limit (both roles' messages; peers must use the same limit).
     public var reconcileFrameLimit = 500_000
-    public var reconcileMaxRounds = 64
+    /// What ends a reconciliation session that does not converge: rounds in a row without
+    /// progress, and bytes beyond a bound proportional to the set sizes (``ReconcileBudget``).
+    /// There is no round cap: an honest peer with small frames may need hundreds of rounds.
+    public var reconcileBudget = ReconcileBudget()
+    /// Which nodes may connect to this one (checked after the hello binds the peer's node key
+    /// to its Noise key). The default admits the log's writer set.
+    public var inboundPolicy: InboundPolicy = .writerSet
+    /// Node keys admitted besides those the policy admits — read-only nodes, for one. Keys
+    /// pinned in the peer list (``PeerAddress/identity``) are admitted too.
+    public var allow: [PublicKey] = []
     /// Whether to offer the fast path (delta fetch and live push). Off, sessions rely on
     /// anti-entropy alone — what a peer that only speaks RBSR gets (used by the benchmark).
     public var fastPath = true
@@ -44,6 +54,17 @@ public struct SyncConfiguration: Sendable {
         self.listen = listen
         self.peers = peers
     }
+}
+
+/// Who may open a session with a node, beyond holding the network secret.
+public enum InboundPolicy: Sendable, Equatable {
+    /// Anyone who completes the handshake (holds the network secret).
+    case anyHolderOfTheSecret
+    /// Keys in the log's writer set now (granted, not revoked), plus the peer list's pinned
+    /// identities and ``SyncConfiguration/allow``.
+    case writerSet
+    /// These keys, plus the peer list's pinned identities and ``SyncConfiguration/allow``.
+    case keys([PublicKey])
 }
 
 /// A `host:port` pair (IPv6 hosts in brackets: `[::1]:7401`).

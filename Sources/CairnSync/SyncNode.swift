@@ -43,6 +43,8 @@ public actor SyncNode: Service {
     /// connected some other way (it dialed us), instead of opening a duplicate.
     private var identities: [String: PublicKey] = [:]
     private var dialers = Set<String>()
+    /// Per peer, entries it was known to hold: a peer that reconnects without them was restored.
+    private var heldByPeer: [PublicKey: HeldEntries] = [:]
     private var connections = 0
     private var lastActivity = ContinuousClock.now
     private var port: Int?
@@ -300,6 +302,22 @@ public actor SyncNode: Service {
 
     /// Called when entries arrive: merges wait until traffic settles.
     func noteActivity() { lastActivity = .now }
+
+    /// Whether the inbound policy admits a peer with this node key (see ``InboundPolicy``).
+    func admits(_ key: PublicKey) async -> Bool {
+        switch configuration.inboundPolicy {
+        case .anyHolderOfTheSecret: return true
+        case .writerSet: if (try? await log.isCurrentWriter(key)) == true { return true }
+        case .keys(let keys): if keys.contains(key) { return true }
+        }
+        if configuration.allow.contains(key) { return true }
+        return (try? await wantedPeers().contains { $0.identity == key }) ?? false
+    }
+
+    /// Entries a peer was known to hold when its last session ended or synced (kept in memory).
+    func held(by identity: PublicKey) -> HeldEntries { heldByPeer[identity] ?? HeldEntries() }
+
+    func noteHeld(_ held: HeldEntries, by identity: PublicKey) { heldByPeer[identity] = held }
 
     // MARK: - Push, merge, upkeep
 

@@ -11,6 +11,7 @@ enum SyncMessage: Equatable, Sendable {
     /// back in time, i.e. was restored from an old copy, even when the ids are unknown to it).
     case heads([Tip])
     /// Delta fetch: "send me the ancestry of `wants` that is not in the ancestry of `haves`".
+    /// `request` is 1…2^31−1 and unique among the sender's requests in flight (``StreamID``).
     case fetch(request: UInt32, wants: [Hash32], haves: [Hash32])
     /// A batch of entries, parents first. `stream` is the fetch or need request it answers, or 0
     /// for a live push; batches of a stream are acknowledged by `batch` number.
@@ -22,7 +23,8 @@ enum SyncMessage: Equatable, Sendable {
     /// "Send me these entries" (RBSR `need` ids, or the missing parents of pushed entries).
     case need(request: UInt32, [Hash32])
     /// One Negentropy V1 message of set-reconciliation session `session`; `fromInitiator` tells
-    /// its direction (each side may run its own sessions).
+    /// its direction (each side may run its own sessions). An empty message from the initiator
+    /// ends its round: the responder frees its state.
     case reconcile(session: UInt32, fromInitiator: Bool, [UInt8])
     /// "Start a reconciliation round with me now" (sent when the fast path cannot help).
     case reconcileRequest
@@ -48,6 +50,42 @@ enum SyncMessage: Equatable, Sendable {
         case complete = 0
         case tooLarge = 1
     }
+}
+
+/// Names a stream of entry batches in a session: whose number space the number is in, and the
+/// number.
+///
+/// Request numbers (`fetch`, `need`) are 1…2^31−1, chosen by the requester, and the stream that
+/// answers a request carries its number. Streams a node opens on its own (a reconciliation's
+/// `have` entries) carry numbers with the top bit set. So a number on the wire names one stream,
+/// given which way its entries flow; a peer that picks a request number outside its space, or
+/// reuses one whose stream is in flight, is dropped (protocol violation).
+struct StreamID: Hashable, Sendable, CustomStringConvertible {
+    /// Who chose the number: this node (its requests, its own streams) or the peer.
+    enum Owner: Hashable, Sendable { case ours, theirs }
+
+    let owner: Owner
+    let number: UInt32
+
+    static let ownStreamBit: UInt32 = 0x8000_0000
+
+    init(_ owner: Owner, _ number: UInt32) {
+        self.owner = owner
+        self.number = number
+    }
+
+    /// A stream this node sends, as an `ack` names it: one this node opened (top bit), or the
+    /// answer to the peer's request.
+    init(sent number: UInt32) { self.init(number & Self.ownStreamBit != 0 ? .ours : .theirs, number) }
+
+    /// A stream this node receives, as `entries` and `done` name it: one the peer opened (top
+    /// bit), or the answer to this node's request.
+    init(received number: UInt32) { self.init(number & Self.ownStreamBit != 0 ? .theirs : .ours, number) }
+
+    /// Whether a requester may use `number` for a fetch or need: 1…2^31−1.
+    static func isRequestNumber(_ number: UInt32) -> Bool { number != 0 && number & ownStreamBit == 0 }
+
+    var description: String { "\(owner == .ours ? "ours" : "theirs")/\(number)" }
 }
 
 /// Why a received message was refused; the session is dropped.

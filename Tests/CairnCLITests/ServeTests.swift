@@ -106,6 +106,35 @@ struct ServeTests {
         for daemon in daemons { #expect(try await daemon.waitForExit() == 0, "\(daemon.stderr)") }
     }
 
+    /// A read-only node's key is in no writer set: the daemon it dials refuses it until the
+    /// operator allows the key (`--allow KEY`); a malformed key is refused at start.
+    @Test func aReadOnlyNodeConnectsOnceItsKeyIsAllowed() async throws {
+        let sandbox = try Sandbox()
+        let a = try sandbox.initLog("a")
+        try a.ok("put", "app/x", "1")
+        let b = Node(dataDir: sandbox.path("b"))
+        #expect(try CLI.run(["--data-dir", b.dataDir, "join", try invite(a, "127.0.0.1:9", "--read-only")]).status == 0)
+        let bad = try a.run("serve", "--listen", "127.0.0.1:0", "--allow", "not-a-key")
+        #expect(bad.status != 0 && bad.stderr.contains("not a node key"), "\(bad)")
+
+        let refusing = try Daemon(a)
+        try b.ok("peers", "add", refusing.address)
+        var daemonB: Daemon? = try Daemon(b)
+        try await eventually(60, "a refuses b") { refusing.stderr.contains("not allowed to connect") }
+        #expect(try b.entryCount() == 1)
+        refusing.signal(SIGTERM)
+        #expect(try await refusing.waitForExit() == 0)
+        daemonB!.signal(SIGTERM)
+        _ = try await daemonB!.waitForExit()
+
+        let allowing = try Daemon(a, arguments: ["--allow", try b.publicKey()])
+        try b.ok("peers", "add", allowing.address)
+        daemonB = try Daemon(b)
+        try await eventually(60, "b syncs from a") { try b.entryCount() >= 2 }
+        for daemon in [allowing, daemonB!] { daemon.signal(SIGTERM) }
+        for daemon in [allowing, daemonB!] { #expect(try await daemon.waitForExit() == 0, "\(daemon.stderr)") }
+    }
+
     @Test func sigtermStopsTheDaemonCleanly() async throws {
         let sandbox = try Sandbox()
         let daemon = try Daemon(try sandbox.initLog())
@@ -126,7 +155,8 @@ struct ServeTests {
             }
         }
         let total = try a.entryCount()
-        let daemonA = try Daemon(a)
+        // b joins read-only: its key is not in the writer set, so a must admit it explicitly.
+        let daemonA = try Daemon(a, arguments: ["--allow-any"])
         let b = Node(dataDir: sandbox.path("b"))
         let token = try invite(a, daemonA.address, "--read-only")
         #expect(try CLI.run(["--data-dir", b.dataDir, "join", token]).status == 0)

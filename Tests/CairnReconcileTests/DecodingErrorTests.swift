@@ -98,6 +98,48 @@ import Testing
         #expect(throws: ReconcileError.roundLimitExceeded(3)) { try responder.reconcile(garbage) }
     }
 
+    @Test func replayedRepliesAreCutOffByTheProgressRuleWithoutARoundCap() throws {
+        // No round cap: a responder that replays one reply stops making progress, and the
+        // session ends after `stallRounds` such rounds; what the first reply taught was returned.
+        var random = SplitMix64(seed: 11)
+        let storage = try VectorStorage(items: (0..<1000).map { _ in Item(timestamp: random.next() >> 1 + 2, id: random.nextID()) })
+        let budget = ReconcileBudget(stallRounds: 5)
+        let initiator = try ReconcileInitiator(storage: storage, frameSizeLimit: 4096, budget: budget)
+        _ = try initiator.initiate()
+        let disclosed = random.nextID()
+        // [0, 1) lists `disclosed`; the rest gets a fingerprint that never matches.
+        let replay: [UInt8] = [0x61, 0x02, 0x00, 0x02, 0x01] + disclosed.bytes + [0x00, 0x00, 0x01] + [UInt8](repeating: 0x5a, count: 16)
+        let first = try initiator.reconcile(replay)
+        #expect(first.need == [disclosed] && first.next != nil)
+        for _ in 1..<5 { #expect(try initiator.reconcile(replay).next != nil) }
+        #expect(throws: ReconcileError.noProgress(rounds: 5)) { try initiator.reconcile(replay) }
+
+        // A responder fed the same message again and again stops the same way.
+        let responder = try ReconcileResponder(storage: storage, frameSizeLimit: 4096, budget: budget)
+        let query = try ReconcileInitiator(storage: storage).initiate()
+        for _ in 0..<5 { _ = try responder.reconcile(query) }
+        #expect(throws: ReconcileError.noProgress(rounds: 5)) { try responder.reconcile(query) }
+    }
+
+    @Test func aByteBudgetEndsASessionThatKeepsInventingWork() throws {
+        var random = SplitMix64(seed: 12)
+        let storage = try VectorStorage(items: (0..<1000).map { _ in Item(timestamp: random.next() >> 1, id: random.nextID()) })
+        let budget = ReconcileBudget(stallRounds: 1_000_000, baseBytes: 0, bytesPerItem: 16, maxBytes: 1 << 20)
+        let initiator = try ReconcileInitiator(storage: storage, budget: budget)
+        _ = try initiator.initiate()
+        // Its own message repeats, but the stall rule is off here: the bytes run out.
+        var thrown: ReconcileError?
+        for round in 0..<10_000 {
+            var fingerprint = [UInt8](repeating: 0, count: 16)
+            withUnsafeBytes(of: UInt64(round).littleEndian) { fingerprint.replaceSubrange(0..<8, with: $0) }
+            do { _ = try initiator.reconcile([0x61, 0x00, 0x00, 0x01] + fingerprint) } catch let error as ReconcileError {
+                thrown = error
+                break
+            }
+        }
+        #expect(thrown == .byteBudgetExceeded(16_000))
+    }
+
     @Test func randomBytesNeverCrashOrHang() throws {
         let seed = randomizedTestSeed("DecodingErrorTests.randomBytesNeverCrashOrHang")
         var random = SplitMix64(seed: seed)

@@ -63,6 +63,7 @@ import Testing
     @Test func hostilePeersAreDroppedWithTheRightReasonAndHonestSyncGoesOn() async throws {
         var configuration = testConfiguration()
         configuration.maxMessageBytes = 1 << 20
+        configuration.inboundPolicy = .anyHolderOfTheSecret  // scripted peers use fresh keys
         let nodes = try await makeCluster("hostile", count: 2, configuration: configuration)
         defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
@@ -133,7 +134,9 @@ import Testing
     }
 
     @Test func newerPeerFallsBackToWhatBothSpeak() async throws {
-        let nodes = try await makeCluster("newer", count: 1)
+        var configuration = testConfiguration()
+        configuration.inboundPolicy = .anyHolderOfTheSecret  // the scripted peer uses a fresh key
+        let nodes = try await makeCluster("newer", count: 1, configuration: configuration)
         defer { Task { await removeAll(nodes) } }
         nodes[0].start()
         let genesis = nodes[0].log.logID
