@@ -1,6 +1,7 @@
 import CairnCore
 import CairnStore
 import Cairn
+import CairnReconcile
 import CairnSQLite
 import Foundation
 import Testing
@@ -46,7 +47,7 @@ import Testing
         #expect(try indexState(other).tables == 0, "a write built the index")
         #expect(await !log.reconcileIndexIsLoaded)
 
-        _ = try await log.reconcileInitiate("session", frameSizeLimit: 0, maxRounds: 8)
+        _ = try await log.reconcileInitiate("session", frameSizeLimit: 0, budget: ReconcileBudget())
         #expect(await log.reconcileIndexIsLoaded)
         #expect(try indexState(other).watermark == (try await log.lastSeq()))
         try await log.put("t", "newer", [2])
@@ -70,7 +71,7 @@ import Testing
         await #expect(throws: StoreError.readOnly(path: path)) { try await log.put("t", "k", [8]) }
         await #expect(throws: StoreError.readOnly(path: path)) { try await log.addPeer(PeerAddress(address: "h:1")) }
         await #expect(throws: StoreError.readOnly(path: path)) {
-            try await log.reconcileInitiate("session", frameSizeLimit: 0, maxRounds: 8)
+            try await log.reconcileInitiate("session", frameSizeLimit: 0, budget: ReconcileBudget())
         }
         #expect(await !log.reconcileIndexIsLoaded)
         #expect(try await log.get("t", "k") == [7])
@@ -85,7 +86,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let log = try CairnLog.create(at: directory, name: "index")
         for i in 0..<50 { try await log.put("b", "k\(i)", [UInt8(i)]) }
-        _ = try await log.reconcileInitiate("session", frameSizeLimit: 0, maxRounds: 8)
+        _ = try await log.reconcileInitiate("session", frameSizeLimit: 0, budget: ReconcileBudget())
         #expect(try await log.verify().isClean)
         let other = try Database(path: directory + "/cairn.db")
         try other.execute("UPDATE rbsr_buckets SET item_count = item_count + 1")
