@@ -139,6 +139,20 @@ struct BundleReader {
         logID = Hash32(bytes: try reader.read(32))!
     }
 
+    /// The entry count the trailer declares, read from the file's end without checking
+    /// anything: a hint for sizing memory, capped by what the file's size could hold (a record
+    /// takes at least 115 bytes). `nil` when the file is too short or does not end in a trailer.
+    static func declaredCount(of path: String) -> Int? {
+        guard let file = fopen(path, "rb") else { return nil }
+        defer { fclose(file) }
+        guard fseek(file, -41, SEEK_END) == 0 else { return nil }
+        let size = ftell(file) + 41
+        var trailer = [UInt8](repeating: 0, count: 9)
+        guard fread(&trailer, 1, 9, file) == 9, trailer[0] == BundleFormat.endTag else { return nil }
+        let declared = trailer[1...].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return Int(min(declared, UInt64(max(size, 0) / 115)))
+    }
+
     /// The genesis entry a bundle starts with (bundles hold entries parents first).
     static func genesis(of path: String) throws -> SignedEntry {
         var reader = try BundleReader(path: path)
@@ -278,7 +292,7 @@ extension LogStore {
         // pass 2 applies exactly the bytes that were checked.
         var checking = try BundleReader(path: path)
         guard checking.logID == logID else { throw BundleError.wrongLog(expected: logID, found: checking.logID) }
-        var check = ImportCheck()
+        var check = ImportCheck(expectedEntries: BundleReader.declaredCount(of: path) ?? 0)
         var digests: [Hash32] = []
         try database.readTransaction {
             var batch: [RawEntry] = []

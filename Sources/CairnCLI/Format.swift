@@ -173,14 +173,21 @@ struct KeyPathArgument: Sendable, CustomStringConvertible {
     var description: String { "\(bucket)/\(key)" }
 
     static func parse(_ text: String) throws -> KeyPathArgument {
-        guard let slash = text.firstIndex(of: "/") else {
+        guard let (bucket, key) = splitAtFirstSlash(text) else {
             throw ValidationError("expected BUCKET/KEY, got '\(text)' (no '/')")
         }
-        let bucket = String(text[..<slash]), key = String(text[text.index(after: slash)...])
         guard !bucket.isEmpty else { throw ValidationError("'\(text)' has an empty bucket name") }
         guard !key.isEmpty else { throw ValidationError("'\(text)' has an empty key") }
         return KeyPathArgument(bucket: bucket, key: key)
     }
+}
+
+/// `text` split at its first U+002F `/`, by scalars: keys are byte strings, and a `/` followed
+/// by a combining mark (`"b/\u{301}k"`) is one `Character` that `firstIndex(of: "/")` misses.
+func splitAtFirstSlash(_ text: String) -> (String, String)? {
+    let scalars = text.unicodeScalars
+    guard let slash = scalars.firstIndex(of: "/") else { return nil }
+    return (String(scalars[..<slash]), String(scalars[scalars.index(after: slash)...]))
 }
 
 /// A peer address, `HOST:PORT` or `[IPv6]:PORT`, normalized.

@@ -40,8 +40,8 @@ struct LsCommand: CairnCommand {
             return
         }
         let bucket: String, prefix: String
-        if let slash = target.firstIndex(of: "/") {
-            (bucket, prefix) = (String(target[..<slash]), String(target[target.index(after: slash)...]))
+        if let split = splitAtFirstSlash(target) {
+            (bucket, prefix) = split
         } else {
             (bucket, prefix) = (target, "")
         }

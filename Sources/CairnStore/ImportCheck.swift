@@ -41,7 +41,11 @@ package struct ImportCheck {
     /// Most refusals kept for the report.
     package static let refusalLimit = 100
 
-    package init() {}
+    /// A check of an import of about `expectedEntries` entries (a hint: memory for that many
+    /// ids is reserved up front, so the table never grows by copying).
+    package init(expectedEntries: Int = 0) {
+        pending.reserveCapacity(max(expectedEntries, 0))
+    }
 
     mutating func refuse(_ index: Int, _ reason: ImportRefusal) {
         refusedCount += 1

@@ -10,7 +10,7 @@ enum Schema {
     /// add tables or rebuild one with every row copied, so a migrated file loses nothing.
     static let migrations: [Int64: String] = [
         1: createPeerTables,
-        2: createWritersTable + orphanCounterV3 + valueStoreV3,
+        2: createWritersTable + orphanPoolV3 + valueStoreV3 + pendingTablesV3,
     ]
 
     static let pragmas = """
@@ -66,29 +66,11 @@ enum Schema {
             PRIMARY KEY(bucket, key)
         ) WITHOUT ROWID;
 
-        -- Verified entries waiting for parents; applied when the last one arrives.
-        CREATE TABLE orphans(
-            id BLOB PRIMARY KEY,
-            body BLOB NOT NULL,
-            sig BLOB NOT NULL,
-            value BLOB,
-            received_ms INTEGER NOT NULL
-        ) WITHOUT ROWID;
+        -- Verified entries waiting for parents (table orphans: createPendingTables).
         CREATE TABLE orphan_waits(
             parent BLOB NOT NULL,
             orphan BLOB NOT NULL,
             PRIMARY KEY(parent, orphan)
-        ) WITHOUT ROWID;
-
-        -- Verified entries stamped too far in the future; re-checked later, never applied early.
-        CREATE TABLE quarantine(
-            id BLOB PRIMARY KEY,
-            body BLOB NOT NULL,
-            sig BLOB NOT NULL,
-            value BLOB,
-            hlc INTEGER NOT NULL,
-            received_ms INTEGER NOT NULL,
-            checked_ms INTEGER NOT NULL
         ) WITHOUT ROWID;
 
         -- One row per writer-set entry (genesis grant, add, revoke), derived from the entries.
@@ -103,8 +85,9 @@ enum Schema {
 
         \(createPeerTables)
         \(createWritersTable)
-        \(orphanCounterV3)
         \(createValueStore)
+        \(createPendingTables)
+        \(orphanPoolV3)
         """
 
     /// Schema version 3: the writer set, derived from `writer_events` by the writer-set rule.
@@ -343,9 +326,11 @@ enum Schema {
     /// Schema version 3, orphan pool: `meta.orphan_count` holds the number of rows in
     /// `orphans`. Every insert into and take from the pool adjusts it in the same transaction,
     /// so checking ``StoreOptions/orphanLimit`` does not count the pool. Initialised from the
-    /// rows on migration (and to 0 on create).
-    static let orphanCounterV3 = """
+    /// rows on migration (and to 0 on create). The index answers "does this orphan still wait
+    /// for a parent?" (`orphanStillWaits`), which scanned all waits once per released orphan.
+    static let orphanPoolV3 = """
         INSERT OR REPLACE INTO meta(name, value) SELECT 'orphan_count', count(*) FROM orphans;
+        CREATE INDEX IF NOT EXISTS orphan_waits_orphan ON orphan_waits(orphan);
         """
 
     /// Schema version 3, values: value bytes beside the entries, by digest (`data IS NULL`:
@@ -374,6 +359,45 @@ enum Schema {
         INSERT INTO value_store(digest, length, purged, data)
             SELECT digest, length, purged, data FROM value_store_v2 ORDER BY digest;
         DROP TABLE value_store_v2;
+        """
+
+    /// Schema version 3, pending entries: orphans (verified, waiting for parents; applied
+    /// when the last one arrives) and quarantine (verified, stamped too far in the future;
+    /// re-checked later, never applied early).
+    ///
+    /// Rowid tables with a unique index on `id` and `value` last, for the reason given at
+    /// ``createValueStore``: in schema 2 they were `WITHOUT ROWID`, so one pending 50 MiB
+    /// value was read in full by the duplicate check of every incoming entry.
+    static let createPendingTables = """
+        CREATE TABLE orphans(
+            id BLOB NOT NULL UNIQUE,
+            body BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            received_ms INTEGER NOT NULL,
+            value BLOB
+        );
+        CREATE TABLE quarantine(
+            id BLOB NOT NULL UNIQUE,
+            body BLOB NOT NULL,
+            sig BLOB NOT NULL,
+            hlc INTEGER NOT NULL,
+            received_ms INTEGER NOT NULL,
+            checked_ms INTEGER NOT NULL,
+            value BLOB
+        );
+        """
+
+    /// Moves schema-2 `orphans` and `quarantine` into the layout of ``createPendingTables``.
+    static let pendingTablesV3 = """
+        ALTER TABLE orphans RENAME TO orphans_v2;
+        ALTER TABLE quarantine RENAME TO quarantine_v2;
+        \(createPendingTables)
+        INSERT INTO orphans(id, body, sig, received_ms, value)
+            SELECT id, body, sig, received_ms, value FROM orphans_v2 ORDER BY id;
+        INSERT INTO quarantine(id, body, sig, hlc, received_ms, checked_ms, value)
+            SELECT id, body, sig, hlc, received_ms, checked_ms, value FROM quarantine_v2 ORDER BY id;
+        DROP TABLE orphans_v2;
+        DROP TABLE quarantine_v2;
         """
 
     // MARK: - Delta

@@ -94,7 +94,7 @@ extension LogStore {
             try recomputeWriterSet()
             try rebuildState()
             try rebuildOrphanWaits()
-            try database.execute(Schema.orphanCounterV3)
+            try database.execute(Schema.orphanPoolV3)
         }
     }
 
