@@ -30,6 +30,12 @@ public actor CairnLog {
 
     let store: LogStore
     let signer: SigningKey
+    /// Where every call on the log runs: its own serial queue, off the cooperative pool.
+    private nonisolated let executor = StoreExecutor(label: "cairn.log")
+    /// How many threads check signatures of a received batch (``StoreOptions/verifierThreads``).
+    private nonisolated let verifierThreads: Int
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     /// The `(hlc, id)` set-reconciliation index over the entries table (its range fingerprints
     /// are cached in the same file), loaded on first use: opening a log never touches it.
     private var loadedReconcileIndex: SQLiteStorage?
@@ -44,6 +50,7 @@ public actor CairnLog {
         self.nodeKey = signer.publicKey
         self.hasNodeKey = hasNodeKey
         self.isReadOnly = readOnly
+        self.verifierThreads = store.options.verifierThreads
     }
 
     /// The reconciliation index, loaded (and caught up with the entries) on first use: by a
@@ -264,7 +271,21 @@ public actor CairnLog {
     }
 
     /// Inserts entries received from elsewhere (a peer, a bundle): verified, idempotent.
-    public func insert(_ entries: [RawEntry]) throws -> InsertReport { try writing { try store.insert(entries) } }
+    ///
+    /// Decoding, ids and signatures are checked first, in parallel and outside the log; the log
+    /// itself only applies what passed.
+    ///
+    /// - Throws: ``StoreError/readOnly(path:)``; SQLite errors (nothing is applied then).
+    public nonisolated func insert(_ entries: [RawEntry]) async throws -> InsertReport {
+        let threads = verifierThreads
+        let verified = await offTheStore { LogStore.verify(entries, threads: threads) }
+        return try await apply(verified)
+    }
+
+    private func apply(_ verified: VerifiedBatch) throws -> InsertReport {
+        try requireWritable()
+        return try writing { try store.insert(verified) }
+    }
 
     /// Re-checks quarantined entries now that time has passed.
     @discardableResult

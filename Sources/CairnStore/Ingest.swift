@@ -105,6 +105,12 @@ public struct InsertReport: Sendable {
     public init() {}
 }
 
+/// A batch decoded, with ids and signatures checked, ready for ``LogStore/insert(_:)-(VerifiedBatch)``.
+package struct VerifiedBatch: Sendable {
+    let raw: [RawEntry]
+    let results: [Result<SignedEntry, RejectReason>]
+}
+
 /// How one entry fared.
 enum Outcome {
     case applied, duplicate, orphaned, quarantined
@@ -120,24 +126,35 @@ extension LogStore {
     /// their author was revoked at their HLC; each refused one is reported with its index and
     /// reason and changes nothing.
     public func insert(_ batch: [RawEntry]) throws -> InsertReport {
+        try insert(LogStore.verify(batch, threads: options.verifierThreads))
+    }
+
+    /// Applies a batch already decoded and signature-checked by ``verify(_:threads:)`` (which a
+    /// caller runs before taking the store), in one transaction.
+    package func insert(_ verified: VerifiedBatch) throws -> InsertReport {
         var report = InsertReport()
-        let decoded = decodeAndVerify(batch)
         try database.writeTransaction {
             try refreshClock()
             writerCache.removeAll()
             let now = nowMilliseconds
-            for (index, result) in decoded.enumerated() {
+            for (index, result) in verified.results.enumerated() {
                 switch result {
                 case .failure(let reason):
                     report.rejected.append((index, reason))
                 case .success(let entry):
-                    let outcome = try process(entry, value: batch[index].value, now: now, report: &report)
+                    let outcome = try process(entry, value: verified.raw[index].value, now: now, report: &report)
                     record(outcome, id: entry.id, index: index, into: &report)
                 }
             }
             try saveClock()
         }
         return report
+    }
+
+    /// Decodes a batch and checks ids and signatures: pure CPU work with no store involved,
+    /// spread over `threads` threads.
+    package static func verify(_ batch: [RawEntry], threads: Int) -> VerifiedBatch {
+        VerifiedBatch(raw: batch, results: parallelMap(count: batch.count, threads: min(threads, batch.count / 64)) { decodeAndVerify(batch[$0]) })
     }
 
     private func record(_ outcome: Outcome, id: Hash32, index: Int, into report: inout InsertReport) {
@@ -148,12 +165,6 @@ extension LogStore {
         case .quarantined: report.quarantined.append(id)
         case .rejected(let reason): report.rejected.append((index, reason))
         }
-    }
-
-    /// Decoding, id and signature checks: pure CPU work, done before the write lock is taken and
-    /// spread over ``StoreOptions/verifierThreads`` threads.
-    func decodeAndVerify(_ batch: [RawEntry]) -> [Result<SignedEntry, RejectReason>] {
-        parallelMap(count: batch.count, threads: min(options.verifierThreads, batch.count / 64)) { LogStore.decodeAndVerify(batch[$0]) }
     }
 
     static func decodeAndVerify(_ raw: RawEntry) -> Result<SignedEntry, RejectReason> {
