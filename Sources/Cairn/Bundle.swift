@@ -220,8 +220,10 @@ extension CairnLog {
     /// - Throws: ``BundleError/cannotOpen(path:)`` or ``DataDirectoryError/io(path:errno:)``
     ///   if the file cannot be written; `SQLiteError`.
     @discardableResult
-    public func exportBundle(to path: String) throws -> Int {
-        try store.exportBundle(to: path)
+    public func exportBundle(to path: String) throws(CairnError) -> Int {
+        try CairnError.translating {
+            try store.exportBundle(to: path)
+        }
     }
 
     /// Imports a bundle, all or nothing with respect to refusal, without holding the write lock
@@ -240,9 +242,11 @@ extension CairnLog {
     ///   ``StoreError/readOnly(path:)``; `SQLiteError`.
     public func importBundle(
         from path: String, batchSize: Int = 2000, progress: (ImportProgress) throws -> Void = { _ in }
-    ) throws -> ImportReport {
-        try requireWritable()
-        return try store.importBundle(from: path, batchSize: batchSize, inTransaction: { try writing($0) }, progress: progress)
+    ) throws(CairnError) -> ImportReport {
+        try CairnError.translating {
+            try requireWritable()
+            return try store.importBundle(from: path, batchSize: batchSize, inTransaction: { try writing($0) }, progress: progress)
+        }
     }
 }
 

@@ -8,9 +8,11 @@ extension CairnLog {
     /// rewritten.
     ///
     /// - Throws: SQLite errors; nothing changes then.
-    public func repair() throws {
-        try store.repair()
-        try reconcileIndex.rebuild()
+    public func repair() throws(CairnError) {
+        try CairnError.translating {
+            try store.repair()
+            try reconcileIndex.rebuild()
+        }
     }
 
     /// The newest entry signed by this node's key when this data directory did not write it
@@ -18,7 +20,9 @@ extension CairnLog {
     /// `cairn status` warns about it; see README, "Restoring a node from a backup".
     ///
     /// - Throws: SQLite errors.
-    public func newestOwnEntryNotWrittenHere() throws -> Hash32? {
-        try store.newestEntryNotWrittenHere(by: nodeKey)
+    public func newestOwnEntryNotWrittenHere() throws(CairnError) -> Hash32? {
+        try CairnError.translating {
+            try store.newestEntryNotWrittenHere(by: nodeKey)
+        }
     }
 }

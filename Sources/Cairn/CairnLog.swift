@@ -95,22 +95,24 @@ public actor CairnLog {
     /// plus `writers`.
     public static func create(
         at path: String, name: String, writers: [WriterGrant] = [], options: StoreOptions = StoreOptions()
-    ) throws -> CairnLog {
-        let directory = DataDirectory(path: path)
-        guard !directory.exists else { throw DataDirectoryError.alreadyInitialized(path: path) }
-        try directory.createDirectory()
-        let key = try directory.loadOrCreateKey()
-        try directory.writeNetworkSecret(secureRandomBytes(DataDirectory.networkSecretByteCount))
-        var grants = [key.publicKey: Role.admin]
-        for grant in writers where grant.key != key.publicKey { grants[grant.key] = grant.role }
-        var clock = HybridClock(wall: options.wallClock)
-        let body = EntryBody(
-            hlc: clock.now(), author: key.publicKey, parents: [],
-            payload: .genesis(name: name, writers: grants.map { WriterGrant(key: $0.key, role: $0.value) }.sorted { $0.key < $1.key })
-        )
-        let genesis = try SignedEntry(signing: body, with: key)
-        let store = try LogStore.create(path: directory.databasePath, genesis: genesis, options: options)
-        return CairnLog(directory: directory, store: store, signer: key)
+    ) throws(CairnError) -> CairnLog {
+        try CairnError.translating {
+            let directory = DataDirectory(path: path)
+            guard !directory.exists else { throw DataDirectoryError.alreadyInitialized(path: path) }
+            try directory.createDirectory()
+            let key = try directory.loadOrCreateKey()
+            try directory.writeNetworkSecret(secureRandomBytes(DataDirectory.networkSecretByteCount))
+            var grants = [key.publicKey: Role.admin]
+            for grant in writers where grant.key != key.publicKey { grants[grant.key] = grant.role }
+            var clock = HybridClock(wall: options.wallClock)
+            let body = EntryBody(
+                hlc: clock.now(), author: key.publicKey, parents: [],
+                payload: .genesis(name: name, writers: grants.map { WriterGrant(key: $0.key, role: $0.value) }.sorted { $0.key < $1.key })
+            )
+            let genesis = try SignedEntry(signing: body, with: key)
+            let store = try LogStore.create(path: directory.databasePath, genesis: genesis, options: options)
+            return CairnLog(directory: directory, store: store, signer: key)
+        }
     }
 
     /// Creates a new node of an existing log in `path`: a fresh node key and the log's
@@ -119,8 +121,10 @@ public actor CairnLog {
     /// once; it can write once an admin grants its ``nodeKey`` (and that grant has reached it).
     public static func join(
         at path: String, genesis: SignedEntry, networkSecret: [UInt8]? = nil, options: StoreOptions = StoreOptions()
-    ) throws -> CairnLog {
-        try join(at: path, genesis: genesis, networkSecret: networkSecret, nodeKey: nil, options: options) { _ in }
+    ) throws(CairnError) -> CairnLog {
+        try CairnError.translating {
+            try join(at: path, genesis: genesis, networkSecret: networkSecret, nodeKey: nil, options: options) { _ in }
+        }
     }
 
     /// Creates a new node of the log a bundle belongs to, and imports the bundle: the usual way
@@ -128,10 +132,12 @@ public actor CairnLog {
     /// nothing is left behind.
     public static func join(
         at path: String, bundle: String, networkSecret: [UInt8]? = nil, options: StoreOptions = StoreOptions()
-    ) throws -> CairnLog {
-        let genesis = try BundleReader.genesis(of: bundle)
-        return try join(at: path, genesis: genesis, networkSecret: networkSecret, nodeKey: nil, options: options) { store in
-            _ = try store.importBundle(from: bundle, batchSize: 2000, pauseMicroseconds: 0)  // a new node: no other writer yet
+    ) throws(CairnError) -> CairnLog {
+        try CairnError.translating {
+            let genesis = try BundleReader.genesis(of: bundle)
+            return try join(at: path, genesis: genesis, networkSecret: networkSecret, nodeKey: nil, options: options) { store in
+                _ = try store.importBundle(from: bundle, batchSize: 2000, pauseMicroseconds: 0)  // a new node: no other writer yet
+            }
         }
     }
 
@@ -139,13 +145,15 @@ public actor CairnLog {
     /// secret, its node key if it carries one (already granted by the inviter; the grant arrives
     /// with the first sync) or else a fresh one, and the inviting node's address as the first
     /// peer. If anything fails, nothing is left behind.
-    public static func join(at path: String, invite: Invite, options: StoreOptions = StoreOptions()) throws -> CairnLog {
-        let key = try invite.nodeSeed.map { seed in
-            guard let key = SigningKey(seed: seed) else { throw InviteError.badSeed }
-            return key
-        }
-        return try join(at: path, genesis: invite.genesis, networkSecret: invite.networkSecret, nodeKey: key, options: options) { store in
-            if let address = invite.address { try store.addPeer(PeerAddress(address: address)) }
+    public static func join(at path: String, invite: Invite, options: StoreOptions = StoreOptions()) throws(CairnError) -> CairnLog {
+        try CairnError.translating {
+            let key = try invite.nodeSeed.map { seed in
+                guard let key = SigningKey(seed: seed) else { throw InviteError.badSeed }
+                return key
+            }
+            return try join(at: path, genesis: invite.genesis, networkSecret: invite.networkSecret, nodeKey: key, options: options) { store in
+                if let address = invite.address { try store.addPeer(PeerAddress(address: address)) }
+            }
         }
     }
 
@@ -183,23 +191,25 @@ public actor CairnLog {
     ///   for a read-write open of a directory this process cannot write; ``DataDirectoryError``
     ///   for a missing or unsafe node key (read-write only); ``StoreError`` for a file that is
     ///   not a Cairn log or cannot be read.
-    public static func open(at path: String, readOnly: Bool = false, options: StoreOptions = StoreOptions()) throws -> CairnLog {
-        let directory = DataDirectory(path: path)
-        guard directory.exists else { throw DataDirectoryError.missing(path: path) }
-        if readOnly {
-            let store = try LogStore.open(path: directory.databasePath, options: options, readOnly: true)
-            let key = try? directory.loadKey()
-            return CairnLog(directory: directory, store: store, signer: key ?? SigningKey.generate(), hasNodeKey: key != nil, readOnly: true)
+    public static func open(at path: String, readOnly: Bool = false, options: StoreOptions = StoreOptions()) throws(CairnError) -> CairnLog {
+        try CairnError.translating {
+            let directory = DataDirectory(path: path)
+            guard directory.exists else { throw DataDirectoryError.missing(path: path) }
+            if readOnly {
+                let store = try LogStore.open(path: directory.databasePath, options: options, readOnly: true)
+                let key = try? directory.loadKey()
+                return CairnLog(directory: directory, store: store, signer: key ?? SigningKey.generate(), hasNodeKey: key != nil, readOnly: true)
+            }
+            guard directory.isWritable else { throw StoreError.readOnly(path: path) }
+            let store = try LogStore.open(path: directory.databasePath, options: options)
+            guard !store.database.isReadOnly else { throw StoreError.readOnly(path: path) }
+            return CairnLog(directory: directory, store: store, signer: try directory.loadKey())
         }
-        guard directory.isWritable else { throw StoreError.readOnly(path: path) }
-        let store = try LogStore.open(path: directory.databasePath, options: options)
-        guard !store.database.isReadOnly else { throw StoreError.readOnly(path: path) }
-        return CairnLog(directory: directory, store: store, signer: try directory.loadKey())
     }
 
     /// The log's network secret from `network.key` (the pre-shared key of peer sessions).
     /// Throws ``DataDirectoryError/noNetworkSecret(path:)`` when the file is missing.
-    public nonisolated func networkSecret() throws -> [UInt8] { try directory.loadNetworkSecret() }
+    public nonisolated func networkSecret() throws(CairnError) -> [UInt8] { try CairnError.translating { try directory.loadNetworkSecret() } }
 
     /// The genesis entry.
     public var genesis: SignedEntry {
@@ -221,53 +231,67 @@ public actor CairnLog {
 
     /// Sets `bucket/key` to `value`; returns the signed entry (preceded by a merge if the DAG had diverged).
     @discardableResult
-    public func put(_ bucket: String, _ key: String, _ value: [UInt8]) throws -> SignedEntry {
-        try writing { try store.append([.put(bucket: bucket, key: key, value: value)], signer: signer).last! }
+    public func put(_ bucket: String, _ key: String, _ value: [UInt8]) throws(CairnError) -> SignedEntry {
+        try CairnError.translating {
+            try writing { try store.append([.put(bucket: bucket, key: key, value: value)], signer: signer).last! }
+        }
     }
 
     /// Deletes `bucket/key` (writes a tombstone).
     @discardableResult
-    public func delete(_ bucket: String, _ key: String) throws -> SignedEntry {
-        try writing { try store.append([.delete(bucket: bucket, key: key)], signer: signer).last! }
+    public func delete(_ bucket: String, _ key: String) throws(CairnError) -> SignedEntry {
+        try CairnError.translating {
+            try writing { try store.append([.delete(bucket: bucket, key: key)], signer: signer).last! }
+        }
     }
 
     /// Appends several writes in one transaction (much faster than one by one).
     @discardableResult
-    public func write(_ writes: [LocalWrite]) throws -> [SignedEntry] {
-        try writing { try store.append(writes, signer: signer) }
+    public func write(_ writes: [LocalWrite]) throws(CairnError) -> [SignedEntry] {
+        try CairnError.translating {
+            try writing { try store.append(writes, signer: signer) }
+        }
     }
 
     /// Grants `key` the right to write (this node must be an admin).
     @discardableResult
-    public func addWriter(_ key: PublicKey, role: Role = .writer) throws -> SignedEntry {
-        try writing { try store.append([.other(.addWriter(WriterGrant(key: key, role: role)))], signer: signer).last! }
+    public func addWriter(_ key: PublicKey, role: Role = .writer) throws(CairnError) -> SignedEntry {
+        try CairnError.translating {
+            try writing { try store.append([.other(.addWriter(WriterGrant(key: key, role: role)))], signer: signer).last! }
+        }
     }
 
     /// Revokes `key` for entries with HLC ≥ `from` (default: from now). Entries it signed
     /// before still verify.
     @discardableResult
-    public func revokeWriter(_ key: PublicKey, from: HLC? = nil) throws -> SignedEntry {
-        let since = from ?? HLC(wallMilliseconds: store.nowMilliseconds, counter: 0)
-        return try writing { try store.append([.other(.revokeWriter(key: key, from: since))], signer: signer).last! }
+    public func revokeWriter(_ key: PublicKey, from: HLC? = nil) throws(CairnError) -> SignedEntry {
+        try CairnError.translating {
+            let since = from ?? HLC(wallMilliseconds: store.nowMilliseconds, counter: 0)
+            return try writing { try store.append([.other(.revokeWriter(key: key, from: since))], signer: signer).last! }
+        }
     }
 
     /// Erases the bytes of the current value of `bucket/key` (and of every version sharing
     /// them). Hashes and signatures still verify. Returns the purged digest.
     @discardableResult
-    public func purge(_ bucket: String, _ key: String) throws -> Hash32 {
-        try requireWritable()
-        guard let ref = try store.state(bucket: bucket, key: key)?.value else {
-            throw StoreError.notFound("\(bucket)/\(key) has no value")
+    public func purge(_ bucket: String, _ key: String) throws(CairnError) -> Hash32 {
+        try CairnError.translating {
+            try requireWritable()
+            guard let ref = try store.state(bucket: bucket, key: key)?.value else {
+                throw StoreError.notFound("\(bucket)/\(key) has no value")
+            }
+            try store.purge(ref.digest)
+            return ref.digest
         }
-        try store.purge(ref.digest)
-        return ref.digest
     }
 
     /// Erases the bytes of a value by digest.
     @discardableResult
-    public func purge(digest: Hash32) throws -> Bool {
-        try requireWritable()
-        return try store.purge(digest)
+    public func purge(digest: Hash32) throws(CairnError) -> Bool {
+        try CairnError.translating {
+            try requireWritable()
+            return try store.purge(digest)
+        }
     }
 
     /// Inserts entries received from elsewhere (a peer, a bundle): verified, idempotent.
@@ -276,10 +300,12 @@ public actor CairnLog {
     /// itself only applies what passed.
     ///
     /// - Throws: ``StoreError/readOnly(path:)``; SQLite errors (nothing is applied then).
-    public nonisolated func insert(_ entries: [RawEntry]) async throws -> InsertReport {
-        let threads = verifierThreads
-        let verified = await offTheStore { LogStore.verify(entries, threads: threads) }
-        return try await apply(verified)
+    public nonisolated func insert(_ entries: [RawEntry]) async throws(CairnError) -> InsertReport {
+        try await CairnError.translating {
+            let threads = verifierThreads
+            let verified = await offTheStore { LogStore.verify(entries, threads: threads) }
+            return try await apply(verified)
+        }
     }
 
     private func apply(_ verified: VerifiedBatch) throws -> InsertReport {
@@ -289,75 +315,85 @@ public actor CairnLog {
 
     /// Re-checks quarantined entries now that time has passed.
     @discardableResult
-    public func recheckQuarantine() throws -> InsertReport { try writing { try store.recheckQuarantine() } }
+    public func recheckQuarantine() throws(CairnError) -> InsertReport { try CairnError.translating { try writing { try store.recheckQuarantine() } } }
 
     // MARK: - Reading
 
     /// The current value of `bucket/key`, or `nil` if absent or deleted.
     /// Throws ``ValueError/purged`` if the value's bytes were purged.
-    public func get(_ bucket: String, _ key: String) throws -> [UInt8]? {
-        guard let state = try store.state(bucket: bucket, key: key), let ref = state.value else { return nil }
-        switch try store.value(ref.digest) {
-        case .present(let bytes): return bytes
-        case .purged: throw ValueError.purged(ref.digest)
-        case .missing: throw ValueError.missing(ref.digest)
+    public func get(_ bucket: String, _ key: String) throws(CairnError) -> [UInt8]? {
+        try CairnError.translating {
+            guard let state = try store.state(bucket: bucket, key: key), let ref = state.value else { return nil }
+            switch try store.value(ref.digest) {
+            case .present(let bytes): return bytes
+            case .purged: throw ValueError.purged(ref.digest)
+            case .missing: throw ValueError.missing(ref.digest)
+            }
         }
     }
 
     /// The state record of `bucket/key` (winner, HLC, author, value reference), deleted or not.
-    public func state(_ bucket: String, _ key: String) throws -> KeyState? { try store.state(bucket: bucket, key: key) }
+    public func state(_ bucket: String, _ key: String) throws(CairnError) -> KeyState? { try CairnError.translating { try store.state(bucket: bucket, key: key) } }
 
     /// The value bytes behind a digest.
-    public func value(_ digest: Hash32) throws -> ValueLookup { try store.value(digest) }
+    public func value(_ digest: Hash32) throws(CairnError) -> ValueLookup { try CairnError.translating { try store.value(digest) } }
 
     /// Live keys of `bucket` with `prefix`, in byte order.
-    public func list(_ bucket: String, prefix: String = "", after: String? = nil, limit: Int = 1000) throws -> [KeyState] {
-        try store.list(bucket: bucket, prefix: prefix, after: after, limit: limit)
+    public func list(_ bucket: String, prefix: String = "", after: String? = nil, limit: Int = 1000) throws(CairnError) -> [KeyState] {
+        try CairnError.translating {
+            try store.list(bucket: bucket, prefix: prefix, after: after, limit: limit)
+        }
     }
 
     /// Buckets with live keys and their key counts.
-    public func buckets() throws -> [(bucket: String, keys: Int)] { try store.buckets() }
+    public func buckets() throws(CairnError) -> [(bucket: String, keys: Int)] { try CairnError.translating { try store.buckets() } }
 
     /// Every version of `bucket/key`, its winner, and what merges decided about it.
-    public func history(_ bucket: String, _ key: String) throws -> KeyHistory {
-        KeyHistory(
-            versions: try store.history(bucket: bucket, key: key),
-            winner: try store.state(bucket: bucket, key: key)?.entryID,
-            merges: try store.merges(deciding: bucket, key: key)
-        )
+    public func history(_ bucket: String, _ key: String) throws(CairnError) -> KeyHistory {
+        try CairnError.translating {
+            KeyHistory(
+                versions: try store.history(bucket: bucket, key: key),
+                winner: try store.state(bucket: bucket, key: key)?.entryID,
+                merges: try store.merges(deciding: bucket, key: key)
+            )
+        }
     }
 
     /// The entry with this id.
-    public func entry(_ id: Hash32) throws -> StoredEntry? { try store.entry(id: id) }
+    public func entry(_ id: Hash32) throws(CairnError) -> StoredEntry? { try CairnError.translating { try store.entry(id: id) } }
 
     /// The entry whose id starts with `hexPrefix` (4+ hex digits).
-    public func entry(prefix hexPrefix: String) throws -> StoredEntry { try store.entry(prefix: hexPrefix) }
+    public func entry(prefix hexPrefix: String) throws(CairnError) -> StoredEntry { try CairnError.translating { try store.entry(prefix: hexPrefix) } }
 
     /// Entries matching `filter` (`cairn log`).
-    public func log(_ filter: LogFilter) throws -> [StoredEntry] { try store.log(filter) }
+    public func log(_ filter: LogFilter) throws(CairnError) -> [StoredEntry] { try CairnError.translating { try store.log(filter) } }
 
     /// The DAG's current heads.
-    public func heads() throws -> [Head] { try store.heads() }
+    public func heads() throws(CairnError) -> [Head] { try CairnError.translating { try store.heads() } }
 
     /// The writer set.
-    public func writers() throws -> [WriterInfo] { try store.writers() }
+    public func writers() throws(CairnError) -> [WriterInfo] { try CairnError.translating { try store.writers() } }
 
     /// Counts for `cairn status`.
-    public func counts() throws -> LogCounts {
-        LogCounts(
-            entries: try store.entryCount(), heads: try store.heads().count, orphans: try store.orphanCount(),
-            quarantined: try store.quarantineCount(), lastCursor: try store.lastSeq()
-        )
+    public func counts() throws(CairnError) -> LogCounts {
+        try CairnError.translating {
+            LogCounts(
+                entries: try store.entryCount(), heads: try store.heads().count, orphans: try store.orphanCount(),
+                quarantined: try store.quarantineCount(), lastCursor: try store.lastSeq()
+            )
+        }
     }
 
     /// Checks every hash, signature, link and rule (see ``LogStore/verify(progress:)``).
     /// The reconciliation index's bucket aggregates are recomputed from the entries too.
     ///
     /// - Throws: SQLite errors reading the file (problems found are reported, not thrown).
-    public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerifyReport {
-        var report = try store.verify(progress: progress)
-        report.problems += try SQLiteStorage.verify(database: store.database).map { VerifyProblem(entryID: nil, seq: nil, message: $0) }
-        return report
+    public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws(CairnError) -> VerifyReport {
+        try CairnError.translating {
+            var report = try store.verify(progress: progress)
+            report.problems += try SQLiteStorage.verify(database: store.database).map { VerifyProblem(entryID: nil, seq: nil, message: $0) }
+            return report
+        }
     }
 
     /// Runs `body` with the underlying store, on the actor (for the sync service and tools).

@@ -91,8 +91,10 @@ public struct DataDirectory: Sendable {
 
     /// The log's network secret: the 32-byte pre-shared key every node of the log holds, without
     /// which a peer session cannot be opened. Refuses a file that others can read.
-    public func loadNetworkSecret() throws -> [UInt8] {
-        try DataDirectory.readSecret(at: networkSecretPath, ifMissing: .noNetworkSecret(path: networkSecretPath))
+    public func loadNetworkSecret() throws(CairnError) -> [UInt8] {
+        try CairnError.translating {
+            try DataDirectory.readSecret(at: networkSecretPath, ifMissing: .noNetworkSecret(path: networkSecretPath))
+        }
     }
 
     /// Writes `secret` to a new `network.key`; fails if one exists.
@@ -106,8 +108,10 @@ public struct DataDirectory: Sendable {
     /// Reads a secret file as `node.key` and `network.key` are written (64 hex digits), for
     /// copying one in (`cairn init --from BUNDLE --secret-file PATH`). Same checks as the node
     /// key: a file that group or others can read is refused.
-    public static func readSecretFile(at path: String) throws -> [UInt8] {
-        try readSecret(at: path, ifMissing: .io(path: path, errno: ENOENT))
+    public static func readSecretFile(at path: String) throws(CairnError) -> [UInt8] {
+        try CairnError.translating {
+            try readSecret(at: path, ifMissing: .io(path: path, errno: ENOENT))
+        }
     }
 
     /// Reads 32 bytes stored as hex in a file only its owner can read; throws `ifMissing` when

@@ -191,15 +191,17 @@ extension CairnLog {
     /// genesis. With a `role`, it also generates a fresh signing key, grants it `role` (an
     /// add-writer entry: this node must be an admin) and puts its seed in the invite; with
     /// `nil` the invite is read-only.
-    public func invite(address: String?, role: Role?) throws -> Invite {
-        let address = try address.map { try PeerAddress.normalized($0) }
-        let secret = try networkSecret()
-        var seed: [UInt8]?
-        if let role {
-            let key = SigningKey.generate()
-            try addWriter(key.publicKey, role: role)
-            seed = key.seed
+    public func invite(address: String?, role: Role?) throws(CairnError) -> Invite {
+        try CairnError.translating {
+            let address = try address.map { try PeerAddress.normalized($0) }
+            let secret = try networkSecret()
+            var seed: [UInt8]?
+            if let role {
+                let key = SigningKey.generate()
+                try addWriter(key.publicKey, role: role)
+                seed = key.seed
+            }
+            return Invite(networkSecret: secret, nodeSeed: seed, address: address, genesis: try genesis)
         }
-        return Invite(networkSecret: secret, nodeSeed: seed, address: address, genesis: try genesis)
     }
 }

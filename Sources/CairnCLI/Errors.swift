@@ -28,6 +28,7 @@ enum ErrorReport {
     /// names the log in messages about SQLite locks and permissions.
     static func message(for error: Error, dataDirectory: String? = nil) -> String? {
         switch error {
+        case let error as CairnError: message(for: error.underlying, dataDirectory: dataDirectory) ?? error.message
         case let error as CLIError:
             switch error {
             case .notFound(let what): "not found: \(what)"

@@ -116,10 +116,12 @@ enum SecretState {
         do {
             _ = try log.networkSecret()
             self = .present
-        } catch DataDirectoryError.noNetworkSecret {
-            self = .missing
         } catch {
-            self = .unusable(ErrorReport.message(for: error) ?? "\(error)")
+            if case .noNetworkSecret? = error.underlying as? DataDirectoryError {
+                self = .missing
+            } else {
+                self = .unusable(ErrorReport.message(for: error) ?? "\(error)")
+            }
         }
     }
 

@@ -44,7 +44,7 @@ import Testing
         }
         try Data(bytes).write(to: URL(fileURLWithPath: bundle))
         let node = try CairnLog.join(at: target, genesis: try await log.genesis)
-        await #expect(throws: BundleError.self) { try await node.importBundle(from: bundle) }
+        await expectFailure(of: BundleError.self) { try await node.importBundle(from: bundle) }
         #expect(try await node.counts().entries == 1)
     }
 
@@ -53,7 +53,7 @@ import Testing
         let other = temporaryPath("other")
         defer { for p in cleanup + [other] { try? FileManager.default.removeItem(atPath: p) } }
         let log = try CairnLog.create(at: other, name: "other")
-        await #expect(throws: BundleError.self) { try await log.importBundle(from: bundle) }
+        await expectFailure(of: BundleError.self) { try await log.importBundle(from: bundle) }
     }
 
     @Test func oneRefusedEntryRollsTheWholeImportBack() async throws {
@@ -73,7 +73,7 @@ import Testing
         bytes.replaceSubrange((bytes.count - 32)..., with: Blake2b.hash256(Array(bytes.dropLast(32))).bytes)
         try Data(bytes).write(to: URL(fileURLWithPath: bundle))
         let before = try await admin.counts().entries
-        await #expect(throws: BundleError.self) { try await admin.importBundle(from: bundle) }
+        await expectFailure(of: BundleError.self) { try await admin.importBundle(from: bundle) }
         #expect(try await admin.counts().entries == before)
         #expect(try await admin.entry(early.id) == nil, "the valid entry was rolled back with the refused one")
         #expect(try await admin.verify().isClean)
@@ -135,7 +135,7 @@ enum BundleSurgery {
         await #expect {
             try await node.importBundle(from: bundle, batchSize: 4)
         } throws: { error in
-            guard case BundleError.rejected(let list, let total) = error, total == 1, let first = list.first else { return false }
+            guard case BundleError.rejected(let list, let total)? = (error as? CairnError)?.underlying as? BundleError, total == 1, let first = list.first else { return false }
             return first.index == records.count - 1
                 && (damage == "unknown parent" ? "\(first.reason)".contains("neither earlier in the bundle") : first.reason == .rejected(.badSignature))
         }
@@ -155,7 +155,7 @@ enum BundleSurgery {
         try await log.exportBundle(to: bundle)
         let node = try CairnLog.join(at: target, genesis: try await log.genesis)
         var chunks = 0
-        await #expect(throws: Stop.self) {
+        await expectFailure(of: Stop.self) {
             try await node.importBundle(from: bundle, batchSize: 10) { progress in
                 chunks += 1
                 #expect(progress.total == 51 && progress.done == 10 * chunks)

@@ -78,11 +78,11 @@ func temporaryPath(_ name: String = "log") -> String {
         let log = try CairnLog.create(at: path, name: "k")
         let attributes = try FileManager.default.attributesOfItem(atPath: log.directory.keyPath)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
-        #expect(throws: DataDirectoryError.alreadyInitialized(path: path)) { try CairnLog.create(at: path, name: "again") }
+        expectFailure(DataDirectoryError.alreadyInitialized(path: path)) { try CairnLog.create(at: path, name: "again") }
         let missing = temporaryPath("missing")
-        #expect(throws: DataDirectoryError.missing(path: missing)) { try CairnLog.open(at: missing) }
+        expectFailure(DataDirectoryError.missing(path: missing)) { try CairnLog.open(at: missing) }
         chmod(log.directory.keyPath, 0o644)
-        #expect(throws: DataDirectoryError.self) { try CairnLog.open(at: path) }
+        expectFailure(of: DataDirectoryError.self) { try CairnLog.open(at: path) }
     }
 
     @Test func purgedValuesReportPurgedAndTheLogStillVerifies() async throws {
@@ -91,7 +91,7 @@ func temporaryPath(_ name: String = "log") -> String {
         let log = try CairnLog.create(at: path, name: "p")
         try await log.put("secrets", "api-key", Array("hunter2".utf8))
         let digest = try await log.purge("secrets", "api-key")
-        await #expect(throws: ValueError.purged(digest)) { try await log.get("secrets", "api-key") }
+        await expectFailure(ValueError.purged(digest)) { try await log.get("secrets", "api-key") }
         #expect(try await log.verify().isClean)
     }
 }

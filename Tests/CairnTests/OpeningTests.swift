@@ -63,14 +63,14 @@ import Testing
             try await log.put("t", "k", [7])
         }
         try FileManager.default.removeItem(atPath: path + "/node.key")
-        #expect(throws: DataDirectoryError.self) { try CairnLog.open(at: path) }
+        expectFailure(of: DataDirectoryError.self) { try CairnLog.open(at: path) }
         let log = try CairnLog.open(at: path, readOnly: true)
         #expect(log.isReadOnly && !log.hasNodeKey)
         #expect(try await log.get("t", "k") == [7])
         #expect(try await log.verify().isClean)
-        await #expect(throws: StoreError.readOnly(path: path)) { try await log.put("t", "k", [8]) }
-        await #expect(throws: StoreError.readOnly(path: path)) { try await log.addPeer(PeerAddress(address: "h:1")) }
-        await #expect(throws: StoreError.readOnly(path: path)) {
+        await expectFailure(StoreError.readOnly(path: path)) { try await log.put("t", "k", [8]) }
+        await expectFailure(StoreError.readOnly(path: path)) { try await log.addPeer(PeerAddress(address: "h:1")) }
+        await #expect(throws: StoreError.readOnly(path: path)) {  // package API: the store's own error
             try await log.reconcileInitiate("session", frameSizeLimit: 0, budget: ReconcileBudget())
         }
         #expect(await !log.reconcileIndexIsLoaded)
