@@ -56,7 +56,7 @@ public struct CairnError: Error, Sendable, CustomStringConvertible, LocalizedErr
     /// One line for a person.
     public let message: String
     /// The detailed error the library raised, for the CLI and tests in this package.
-    package let underlying: any Error & Sendable
+    package let underlying: any Error
 
     public var description: String { message }
     public var errorDescription: String? { message }
@@ -70,7 +70,7 @@ public struct CairnError: Error, Sendable, CustomStringConvertible, LocalizedErr
         let (code, message) = CairnError.classify(error)
         self.code = code
         self.message = message
-        self.underlying = (error as? any Error & Sendable) ?? Opaque(description: "\(error)")
+        self.underlying = error
     }
 
     /// Runs `body`, translating what it throws into a ``CairnError``.
@@ -120,6 +120,4 @@ public struct CairnError: Error, Sendable, CustomStringConvertible, LocalizedErr
         default: (.other, "\(error)")
         }
     }
-
-    private struct Opaque: Error, Sendable { let description: String }
 }

@@ -39,6 +39,9 @@ struct CoreBenchmark {
         _ = try await log.exportBundle(to: bundle)
         let (imported, rate) = try await importRate(bundle: bundle, like: log)
         report("import bundle of \(imported) entries", rate, limit: importLimit, note: "limit = verify + SQLite insert, 1 thread each")
+        let verifyLimit = rawVerifyRate(count: 10_000, threads: 2)
+        let verified = try await verifyRate(log)
+        report("verify (fsck) of \(verified.entries) entries", verified.rate, limit: verifyLimit, note: "limit = Ed25519 verify on 2 threads")
         print(String(format: "peak memory: %.0f MiB", peakMemoryMiB()))
     }
 
@@ -150,12 +153,26 @@ struct CoreBenchmark {
         return Double(count) / seconds { for m in messages { _ = key.sign(m) } }
     }
 
-    func rawVerifyRate(count: Int) -> Double {
+    func rawVerifyRate(count: Int, threads: Int = 1) -> Double {
         let key = SigningKey.generate()
         let signed = (0..<count).map { (objectID($0), key.sign(objectID($0))) }
+        let chunk = (count + threads - 1) / threads
         return Double(count) / seconds {
-            for (m, s) in signed { precondition(key.publicKey.isValidSignature(s, for: m)) }
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                for (m, s) in signed[(t * chunk)..<min(count, (t + 1) * chunk)] { precondition(key.publicKey.isValidSignature(s, for: m)) }
+            }
         }
+    }
+
+    /// `cairn verify` of the whole log: every signature, link and derived table.
+    func verifyRate(_ log: CairnLog) async throws -> (entries: Int, rate: Double) {
+        var checked = 0
+        let elapsed = try await seconds {
+            let report = try await log.verify()
+            guard report.isClean else { fatalError("verify found problems: \(report.problems.prefix(3))") }
+            checked = report.entriesChecked
+        }
+        return (checked, Double(checked) / elapsed)
     }
 
     /// The SQLite floor for one entry: the schema and statements of the machine baseline
