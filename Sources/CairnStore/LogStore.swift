@@ -237,12 +237,19 @@ package final class LogStore {
         if let admitted = try maxStoredHLC(atMost: clock.ceiling()) { clock.observe(admitted) }
     }
 
-    /// Before signing for `author`: the clock adopts the newest HLC `author` signed, so a node
-    /// never signs at or below its own entries (another process with the same key, or this
-    /// node's wall clock stepped back), whatever the tolerance. One indexed lookup.
+    /// Before signing for `author`: the clock adopts the newest HLC `author` signed, applied or
+    /// waiting in the orphan pool, so a node never signs at or below its own entries (another
+    /// process with the same key, this node's wall clock stepped back, or its own entries from
+    /// before a restore arriving children-first), whatever the tolerance. One indexed lookup,
+    /// and a pass over the orphan pool's body prefixes when it is not empty.
     func adoptNewestOwnHLC(_ author: PublicKey) throws {
         let statement = try database.prepare(Schema.maxHLCByAuthor).bind(.blob(author.bytes))
         if try statement.step(), !statement.isNull(0) { clock.adopt(HLC(rawValue: UInt64(statement.int64(0)))) }
+        guard try orphanCount() > 0 else { return }
+        let orphans = try database.prepare(Schema.maxOrphanHLCByAuthor).bind(.blob(author.bytes))
+        if try orphans.step(), let bytes = orphans.blob(0), bytes.count == 8 {
+            clock.adopt(HLC(rawValue: bytes.reduce(0) { $0 << 8 | UInt64($1) }))
+        }
     }
 
     /// Persists the clock so a restart never issues a smaller HLC, even if the wall clock jumped

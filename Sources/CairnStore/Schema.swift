@@ -147,6 +147,9 @@ enum Schema {
     static let maxHLC = "SELECT max(hlc) FROM entries"
     static let maxHLCAtMost = "SELECT max(hlc) FROM entries WHERE hlc <= ?1"
     static let maxHLCByAuthor = "SELECT max(hlc) FROM entries WHERE author = ?1"
+    /// The greatest HLC among an author's orphans, as 8 big-endian bytes, read from the body
+    /// (`version | kind | hlc u64 | author[32] | …`, docs/entry-format.md): blobs compare bytewise.
+    static let maxOrphanHLCByAuthor = "SELECT max(substr(body, 3, 8)) FROM orphans WHERE substr(body, 11, 32) = ?1"
     static let newestByAuthor = "SELECT id FROM entries WHERE author = ?1 ORDER BY hlc DESC LIMIT 1"
     static let maxSeq = "SELECT max(seq) FROM entries"
     static let entryCount = "SELECT count(*) FROM entries"
