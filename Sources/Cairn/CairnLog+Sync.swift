@@ -31,6 +31,11 @@ extension CairnLog {
 
     package func appliedIDs(among ids: [Hash32]) throws -> Set<Hash32> { try store.appliedIDs(among: ids) }
 
+    /// Which of `ids` wait here unapplied (quarantined, or orphans); see ``LogStore/pendingIDs(among:)``.
+    package func pendingIDs(among ids: [Hash32]) throws -> (quarantined: Set<Hash32>, orphaned: Set<Hash32>) {
+        try store.pendingIDs(among: ids)
+    }
+
     package func rawEntries(_ ids: [Hash32]) throws -> [RawEntry] { try store.rawEntries(ids) }
 
     package func entryIDs(afterSeq seq: Int64, limit: Int) throws -> (ids: [Hash32], lastSeq: Int64) {

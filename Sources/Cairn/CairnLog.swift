@@ -377,11 +377,19 @@ public actor CairnLog {
     /// Counts for `cairn status`.
     public func counts() throws(CairnError) -> LogCounts {
         try CairnError.translating {
-            LogCounts(
-                entries: try store.entryCount(), heads: try store.heads().count, orphans: try store.orphanCount(),
-                quarantined: try store.quarantineCount(), lastCursor: try store.lastSeq()
+            let hold = try store.skewHold()
+            return LogCounts(
+                entries: try store.entryCount(), heads: try store.heads().count,
+                orphans: try store.orphanCount() - hold.waitingForQuarantine, quarantined: hold.quarantined,
+                waitingForQuarantine: hold.waitingForQuarantine, headsAhead: hold.headsAhead, lastCursor: try store.lastSeq()
             )
         }
+    }
+
+    /// What the time rules hold back now (quarantine, orphans waiting for it, heads ahead of
+    /// this node's clock); see ``SkewHold``.
+    public func skewHold(horizonMilliseconds: UInt64 = 3_600_000) throws(CairnError) -> SkewHold {
+        try CairnError.translating { try store.skewHold(horizonMilliseconds: horizonMilliseconds) }
     }
 
     /// Checks every hash, signature, link and rule (see ``LogStore/verify(progress:)``).
@@ -419,8 +427,15 @@ public enum ValueError: Error, Equatable, CustomStringConvertible {
 public struct LogCounts: Sendable {
     public let entries: Int
     public let heads: Int
+    /// Entries waiting for parents this node does not hold (true orphans: it asks peers for them).
     public let orphans: Int
+    /// Entries stamped beyond the skew bound, stored unapplied until the wall clock nears them.
     public let quarantined: Int
+    /// Entries waiting for parents that are here but quarantined (not asked for; applied with them).
+    public let waitingForQuarantine: Int
+    /// Heads stamped beyond this node's wall clock plus its tolerance: no local write or merge
+    /// takes them as parents until the wall clock reaches them.
+    public let headsAhead: Int
     /// The newest CDC cursor.
     public let lastCursor: Int64
 }

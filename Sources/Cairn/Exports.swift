@@ -36,6 +36,7 @@ public typealias PeerStatus = CairnStore.PeerStatus
 public typealias RawEntry = CairnStore.RawEntry
 public typealias StoreOptions = CairnStore.StoreOptions
 public typealias StoredEntry = CairnStore.StoredEntry
+public typealias SkewHold = CairnStore.SkewHold
 public typealias VerifyProblem = CairnStore.VerifyProblem
 public typealias VerifyReport = CairnStore.VerifyReport
 public typealias WriterInfo = CairnStore.WriterInfo

@@ -16,7 +16,7 @@ struct StatusCommand: CairnCommand {
 
             --json prints one object {"log","name","node_key","data_dir","network_secret" \
             ("present", "missing" or "unusable"),"entries","heads":[{"id","hlc","time"}],"orphans",\
-            "quarantined","last_cursor","peers":[{"address","identity"}],"peer_status":[{"identity",\
+            "quarantined","waiting_for_quarantined","heads_ahead","last_cursor","peers":[{"address","identity"}],"peer_status":[{"identity",\
             "address","state","last_connected_ms","last_connected","last_sync_ms","last_sync",\
             "heads_hlc","heads_time","lag_ms","entries_sent","entries_received","entries_rejected",\
             "last_error"}]} (absent values are null).
@@ -52,6 +52,7 @@ struct StatusCommand: CairnCommand {
                              ("time", .string(TimeFormat.iso(milliseconds: head.hlc.wallMilliseconds)))])
                 })),
                 ("orphans", .int(Int64(counts.orphans))), ("quarantined", .int(Int64(counts.quarantined))),
+                ("waiting_for_quarantined", .int(Int64(counts.waitingForQuarantine))), ("heads_ahead", .int(Int64(counts.headsAhead))),
                 ("last_cursor", .int(counts.lastCursor)),
                 ("restored_warning", .optional(restored?.hex)),
                 ("peers", .array(peers.map(peerJSON))),
@@ -65,7 +66,14 @@ struct StatusCommand: CairnCommand {
             ["heads:", "\(heads.count)" + (heads.count > 1 ? " (diverged: the next local write merges them)" : "")],
         ]
         rows += heads.map { ["", "\($0.id.short)  \(TimeFormat.hlc($0.hlc))"] }
-        rows += [["orphans:", "\(counts.orphans)"], ["quarantined:", "\(counts.quarantined)"], ["last cursor:", "\(counts.lastCursor)"]]
+        rows += [["orphans:", "\(counts.orphans)"], ["quarantined:", "\(counts.quarantined)"]]
+        if counts.waitingForQuarantine > 0 {
+            rows.append(["", "\(counts.waitingForQuarantine) more waiting for quarantined ancestors"])
+        }
+        if counts.headsAhead > 0 {
+            rows.append(["heads ahead:", "\(counts.headsAhead) (stamped beyond this node's clock; merged once its wall clock reaches them)"])
+        }
+        rows.append(["last cursor:", "\(counts.lastCursor)"])
         rows.append(["peers:", peers.isEmpty ? "none (cairn peers add HOST:PORT)" : "\(peers.count)"])
         rows += peers.map { ["", $0.address + ($0.identity.map { "  pinned \($0.short)" } ?? "")] }
         for line in formatTable(rows) { try Terminal.out.line(line) }

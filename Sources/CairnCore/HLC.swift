@@ -62,23 +62,37 @@ public struct SystemWallClock: WallClock {
 /// The HLC state machine: `now()` for local events, `observe(_:)` for remote timestamps.
 ///
 /// The clock never goes backwards, even when the wall clock does: every value it hands out is
-/// above every value it has issued or observed. Persist ``last`` (the store does) and seed a new
+/// above every value it has issued or adopted. Persist ``last`` (the store does) and seed a new
 /// clock with it after a restart.
+///
+/// **Bounded adoption.** With a ``tolerance``, a remote timestamp may move the clock forward only
+/// to `wall + tolerance`: ``observe(_:)`` adopts a remote HLC only when ``admits(_:)`` it, that is
+/// when its wall part is below `wall + tolerance` or the clock is already at or past it. A remote
+/// HLC further ahead is ignored until the wall clock comes within the tolerance of it, so one node
+/// with a fast wall clock cannot drag the others' clocks (and every entry they sign) into the
+/// future. Values this node committed to itself — its own signed entries, its persisted clock, the
+/// parents it chose under the rule — are taken with ``adopt(_:)``, unconditionally. Without a
+/// tolerance the clock follows Kulkarni's receive rule: it adopts any remote value.
 public struct HybridClock: Sendable {
-    /// The greatest HLC issued or observed so far.
+    /// The greatest HLC issued or adopted so far.
     public private(set) var last: HLC
+    /// How far ahead of the wall clock, in milliseconds, a remote HLC may move this clock;
+    /// `nil`: no limit.
+    public let tolerance: UInt64?
     private let wall: any WallClock
 
-    /// A clock that will only issue values above `last`.
-    public init(last: HLC = .zero, wall: any WallClock = SystemWallClock()) {
+    /// A clock that will only issue values above `last`, and adopts remote values at most
+    /// `tolerance` milliseconds ahead of `wall` (`nil`: any).
+    public init(last: HLC = .zero, wall: any WallClock = SystemWallClock(), tolerance: UInt64? = nil) {
         self.last = last
         self.wall = wall
+        self.tolerance = tolerance
     }
 
     /// The physical time now, in milliseconds.
     public func physicalMilliseconds() -> UInt64 { wall.nowMilliseconds() }
 
-    /// A new timestamp for a local event, greater than every one issued or observed before.
+    /// A new timestamp for a local event, greater than every one issued or adopted before.
     ///
     /// Kulkarni's send rule: `l' = max(l, pt)`; the counter increments if `l` did not move,
     /// else resets. When the 16-bit counter would overflow, the wall part advances by one
@@ -89,9 +103,33 @@ public struct HybridClock: Sendable {
         return last
     }
 
-    /// Folds in a timestamp seen on a remote entry (Kulkarni's receive rule): afterwards every
-    /// local timestamp is above it.
-    public mutating func observe(_ remote: HLC) {
-        if remote > last { last = remote }
+    /// The greatest HLC the clock may adopt from another node now: just below
+    /// `HLC(wall + tolerance, 0)`, or ``last`` if that is greater (adopting a value at or below
+    /// `last` moves nothing). A value issued after adopting the ceiling has a wall part of at
+    /// most `wall + tolerance`. `HLC.maxValid` without a tolerance.
+    public func ceiling() -> HLC {
+        guard let tolerance else { return .maxValid }
+        let bound = HLC(wallMilliseconds: wall.nowMilliseconds() + tolerance, counter: 0)
+        return max(last, HLC(rawValue: max(bound.rawValue, 1) - 1))
+    }
+
+    /// Whether ``observe(_:)`` would adopt `remote` now (see ``ceiling()``).
+    public func admits(_ remote: HLC) -> Bool { remote <= ceiling() }
+
+    /// Folds in a timestamp seen on a remote entry (Kulkarni's receive rule, bounded): if the
+    /// clock ``admits(_:)`` it, every later local timestamp is above it. A remote value beyond the
+    /// ceiling is ignored. Returns whether the clock is now at or above `remote`.
+    @discardableResult
+    public mutating func observe(_ remote: HLC) -> Bool {
+        guard remote > last else { return true }
+        guard admits(remote) else { return false }
+        last = remote
+        return true
+    }
+
+    /// Moves the clock to at least `value`, whatever the wall clock reads: for HLCs this node
+    /// committed to itself (its own signed entries, its persisted clock, the parents it chose).
+    public mutating func adopt(_ value: HLC) {
+        if value > last { last = value }
     }
 }

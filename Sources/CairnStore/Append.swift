@@ -26,19 +26,23 @@ extension LogStore {
     /// Signs and appends local writes in one transaction, each child of the one before.
     ///
     /// If the DAG has diverged (more than one head) a merge entry joining the heads is written
-    /// first, so every local write descends from everything this node knows.
+    /// first, so every local write descends from everything this node knows — except entries
+    /// stamped beyond this node's wall clock plus its tolerance: those stay separate heads, and
+    /// the writes and merges take the newest entries within the tolerance as parents instead
+    /// (``parentFrontier()``), so the node never signs far in the future.
     @discardableResult
     public func append(_ writes: [LocalWrite], signer: SigningKey) throws -> [SignedEntry] {
         try database.writeTransaction {
             try refreshClock()
+            try adoptNewestOwnHLC(signer.publicKey)
             writerCache.removeAll()
             var written: [SignedEntry] = []
-            var heads = try self.heads()
+            var heads = try parentFrontier().parents
             while heads.count > 1 {
                 let joined = Array(heads.suffix(EntryBody.maxParents))
                 let merge = try appendOne(.merge(decisions: try mergeDecisions(joining: joined.map(\.id))), value: nil, parents: joined, signer: signer)
                 written.append(merge)
-                heads = try self.heads()
+                heads = try parentFrontier().parents
             }
             written += try appendChain(writes, after: heads, signer: signer)
             if let last = written.last { try LogStore.putMeta(database, "last_local_write", .blob(last.id.bytes)) }
@@ -48,7 +52,8 @@ extension LogStore {
     }
 
     private func appendOne(_ payload: Payload, value: [UInt8]?, parents: [Head], signer: SigningKey) throws -> SignedEntry {
-        if let newest = parents.map(\.hlc).max() { clock.observe(newest) }
+        // The parents were chosen within the clock's ceiling: adopting them keeps invariant 3.
+        if let newest = parents.map(\.hlc).max() { clock.adopt(newest) }
         let body = EntryBody(hlc: clock.now(), author: signer.publicKey, parents: parents.map(\.id), payload: payload)
         let entry: SignedEntry
         do {
@@ -64,7 +69,7 @@ extension LogStore {
     /// Bodies are hashed in order (a child names its parent's id) and signed in parallel, then
     /// applied in order.
     private func appendChain(_ writes: [LocalWrite], after heads: [Head], signer: SigningKey) throws -> [SignedEntry] {
-        if let newest = heads.map(\.hlc).max() { clock.observe(newest) }
+        if let newest = heads.map(\.hlc).max() { clock.adopt(newest) }
         var parents = heads.map(\.id)
         var unsigned: [UnsignedEntry] = []
         for write in writes {

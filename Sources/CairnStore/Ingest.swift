@@ -193,9 +193,17 @@ extension LogStore {
         if try writerStatus(entry.author).role == nil && missing.isEmpty { return .rejected(.unknownAuthor(entry.author)) }
         if let reason = valueProblem(entry, value) { return .rejected(reason) }
         if !missing.isEmpty {
-            // The clock observes every entry it keeps within the skew bound, orphans too: one
-            // of them may be this node's own, signed before its data directory was restored.
-            if entry.hlc.wallMilliseconds <= now + options.maxFutureSkewMilliseconds { clock.observe(entry.hlc) }
+            // An entry beyond the skew bound waits in quarantine even when parents are missing:
+            // the children of a quarantined entry (stamped above it) wait there with it, are
+            // re-checked with it in HLC order, and are not taken for orphans whose parents
+            // should be fetched (the parents are here, quarantined).
+            if entry.hlc.wallMilliseconds > now + options.maxFutureSkewMilliseconds {
+                try quarantine(entry, value: value, now: now)
+                return .quarantined
+            }
+            // The clock observes every orphan it keeps, within its tolerance: one of them may be
+            // this node's own, signed before its data directory was restored.
+            clock.observe(entry.hlc)
             return try keepOrphan(entry, value: value, waitingFor: missing, now: now)
         }
         for (parent, hlc) in zip(entry.parents, parentHLCs) where hlc! >= entry.hlc {
@@ -389,6 +397,7 @@ extension LogStore {
             try database.prepare(Schema.deleteHead).bind(.blob(parent.bytes)).run()
         }
         try database.prepare(Schema.insertHead).bind(.blob(entry.id.bytes)).run()
+        // Bounded: an entry stamped beyond wall + tolerance does not move the clock (invariant 5).
         clock.observe(entry.hlc)
         switch entry.payload {
         case .put(let bucket, let key, let ref):

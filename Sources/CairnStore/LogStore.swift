@@ -12,6 +12,12 @@ public struct StoreOptions: Sendable {
     /// How far ahead of this node's wall clock a remote entry's HLC may be before it is
     /// quarantined instead of applied. Default: 5 minutes.
     public var maxFutureSkewMilliseconds: UInt64 = 5 * 60 * 1000
+    /// How far ahead of this node's wall clock an HLC taken from another node's entry may move
+    /// this node's clock, and so the HLCs it signs. An applied entry stamped further ahead (up to
+    /// ``maxFutureSkewMilliseconds``) is kept and applied, but no local write or merge takes it
+    /// as a parent until the wall clock comes within this tolerance of it (ARCHITECTURE.md,
+    /// invariant 5). Default: 1 second; keep it well below the skew bound.
+    public var clockToleranceMilliseconds: UInt64 = 1000
     /// Most orphans (entries waiting for parents) kept; beyond it new orphans are rejected.
     public var orphanLimit = 100_000
     /// The wall clock behind the HLC and the skew check; replaceable in tests.
@@ -93,7 +99,7 @@ package final class LogStore {
         self.database = database
         self.logID = logID
         self.options = options
-        self.clock = HybridClock(wall: options.wallClock)
+        self.clock = HybridClock(wall: options.wallClock, tolerance: options.clockToleranceMilliseconds)
         try refreshClock()
     }
 
@@ -221,10 +227,29 @@ package final class LogStore {
     // MARK: - Clock
 
     /// Brings the in-memory clock up to what any process has issued or stored, so that a new
-    /// local HLC is above all of them. Cheap: two indexed lookups.
+    /// local HLC is above all of them — within the clock's tolerance: a stored entry stamped
+    /// beyond `wall + tolerance` (from a node with a fast clock) is not adopted; the newest one
+    /// within it is. Cheap: two or three indexed lookups. `meta.clock` is this node's own clock,
+    /// adopted unconditionally.
     func refreshClock() throws {
-        if let saved = try LogStore.metaInt(database, "clock") { clock.observe(HLC(rawValue: UInt64(saved))) }
-        if let stored = try maxStoredHLC() { clock.observe(stored) }
+        if let saved = try LogStore.metaInt(database, "clock") { clock.adopt(HLC(rawValue: UInt64(saved))) }
+        guard let stored = try maxStoredHLC(), !clock.observe(stored) else { return }
+        if let admitted = try maxStoredHLC(atMost: clock.ceiling()) { clock.observe(admitted) }
+    }
+
+    /// Before signing for `author`: the clock adopts the newest HLC `author` signed, applied or
+    /// waiting in the orphan pool, so a node never signs at or below its own entries (another
+    /// process with the same key, this node's wall clock stepped back, or its own entries from
+    /// before a restore arriving children-first), whatever the tolerance. One indexed lookup,
+    /// and a pass over the orphan pool's body prefixes when it is not empty.
+    func adoptNewestOwnHLC(_ author: PublicKey) throws {
+        let statement = try database.prepare(Schema.maxHLCByAuthor).bind(.blob(author.bytes))
+        if try statement.step(), !statement.isNull(0) { clock.adopt(HLC(rawValue: UInt64(statement.int64(0)))) }
+        guard try orphanCount() > 0 else { return }
+        let orphans = try database.prepare(Schema.maxOrphanHLCByAuthor).bind(.blob(author.bytes))
+        if try orphans.step(), let bytes = orphans.blob(0), bytes.count == 8 {
+            clock.adopt(HLC(rawValue: bytes.reduce(0) { $0 << 8 | UInt64($1) }))
+        }
     }
 
     /// Persists the clock so a restart never issues a smaller HLC, even if the wall clock jumped
@@ -237,6 +262,12 @@ package final class LogStore {
 
     private func maxStoredHLC() throws -> HLC? {
         let statement = try database.prepare(Schema.maxHLC)
+        guard try statement.step(), !statement.isNull(0) else { return nil }
+        return HLC(rawValue: UInt64(statement.int64(0)))
+    }
+
+    private func maxStoredHLC(atMost bound: HLC) throws -> HLC? {
+        let statement = try database.prepare(Schema.maxHLCAtMost).bind(.integer(bound.rawValue))
         guard try statement.step(), !statement.isNull(0) else { return nil }
         return HLC(rawValue: UInt64(statement.int64(0)))
     }

@@ -128,6 +128,11 @@ enum Schema {
         return "SELECT \(entryColumns) FROM entries \(whereClause) ORDER BY hlc \(order), id \(order) LIMIT ?"
     }
     static let maxHLC = "SELECT max(hlc) FROM entries"
+    static let maxHLCAtMost = "SELECT max(hlc) FROM entries WHERE hlc <= ?1"
+    static let maxHLCByAuthor = "SELECT max(hlc) FROM entries WHERE author = ?1"
+    /// The greatest HLC among an author's orphans, as 8 big-endian bytes, read from the body
+    /// (`version | kind | hlc u64 | author[32] | …`, docs/entry-format.md): blobs compare bytewise.
+    static let maxOrphanHLCByAuthor = "SELECT max(substr(body, 3, 8)) FROM orphans WHERE substr(body, 11, 32) = ?1"
     static let newestByAuthor = "SELECT id FROM entries WHERE author = ?1 ORDER BY hlc DESC LIMIT 1"
     static let maxSeq = "SELECT max(seq) FROM entries"
     static let entryCount = "SELECT count(*) FROM entries"
@@ -136,6 +141,10 @@ enum Schema {
     static let insertParent = "INSERT INTO parents(child, parent) VALUES(?1, ?2)"
     static let parentsOf = "SELECT parent FROM parents WHERE child = ?1"
     static let hasChildren = "SELECT 1 FROM parents WHERE parent = ?1 LIMIT 1"
+    /// Whether an entry has a child stamped at or below an HLC (the parent frontier).
+    static let hasChildAtMost = """
+        SELECT 1 FROM parents p CROSS JOIN entries e ON e.id = p.child WHERE p.parent = ?1 AND e.hlc <= ?2 LIMIT 1
+        """
     static let deleteHead = "DELETE FROM heads WHERE id = ?1"
     static let insertHead = "INSERT OR IGNORE INTO heads(id) VALUES(?1)"
     /// CROSS JOIN makes `heads` (a handful of rows) the outer loop; with a plain JOIN the planner
@@ -250,6 +259,16 @@ enum Schema {
     static let takeQuarantined = "DELETE FROM quarantine WHERE id = ?1 RETURNING body, sig, value"
     static let touchQuarantine = "UPDATE quarantine SET checked_ms = ?1"
     static let quarantineCount = "SELECT count(*) FROM quarantine"
+    static let quarantineCountAtMost = "SELECT count(*) FROM quarantine WHERE hlc <= ?1"
+    /// Orphans waiting, directly or through other orphans, for a quarantined entry.
+    static let orphansWaitingForQuarantine = """
+        WITH RECURSIVE held(id) AS (
+            SELECT w.orphan FROM quarantine q CROSS JOIN orphan_waits w ON w.parent = q.id
+            UNION
+            SELECT w.orphan FROM orphan_waits w JOIN held h ON w.parent = h.id
+        )
+        SELECT count(*) FROM held WHERE EXISTS (SELECT 1 FROM orphans o WHERE o.id = held.id)
+        """
     static let quarantineList = "SELECT id, hlc, received_ms, checked_ms FROM quarantine ORDER BY hlc LIMIT ?1"
 
     // MARK: writers

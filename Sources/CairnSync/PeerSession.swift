@@ -317,7 +317,10 @@ actor PeerSession {
             return try await reconcileRestored("the peer's heads are older than it showed before")
         }
         let applied = try await log.appliedIDs(among: tips.map(\.id))
-        let unknown = tips.map(\.id).filter { !applied.contains($0) }
+        // A head quarantined here (stamped too far ahead) is held, not lacking: fetching it
+        // again would only bring duplicates until the quarantine releases it.
+        let quarantined = try await log.pendingIDs(among: tips.map(\.id).filter { !applied.contains($0) }).quarantined
+        let unknown = tips.map(\.id).filter { !applied.contains($0) && !quarantined.contains($0) }
         if !unknown.isEmpty {
             guard capabilities.contains(Self.deltaCapability) else {
                 metrics.reconcileFallback("no_delta")
@@ -589,10 +592,14 @@ actor PeerSession {
         if capabilities.contains(Self.roundEndCapability) {
             try await sender.enqueue(.reconcile(session: session, fromInitiator: true, []))
         }
-        for start in stride(from: 0, to: need.ids.count, by: 10_000) {
+        // The index holds applied entries only: ids quarantined or orphaned here are held, not
+        // lacking (the orphans' missing parents are among the needed ids if the peer has them).
+        let pending = try await log.pendingIDs(among: need.ids)
+        let needed = need.ids.filter { !pending.quarantined.contains($0) && !pending.orphaned.contains($0) }
+        for start in stride(from: 0, to: needed.count, by: 10_000) {
             let request = newRequestID()
             requests.expect(request)
-            try await sender.enqueue(.need(request: request, Array(need.ids[start..<min(start + 10_000, need.ids.count)])))
+            try await sender.enqueue(.need(request: request, Array(needed[start..<min(start + 10_000, needed.count)])))
             _ = try await requests.wait(for: request)
         }
         if !have.ids.isEmpty {

@@ -24,6 +24,12 @@ public struct SyncConfiguration: Sendable {
     public var reconnectBackoff: (first: Duration, max: Duration) = (.milliseconds(200), .seconds(30))
     /// How long the node must see no sync traffic before it writes a merge entry for its heads.
     public var mergeSettle: Duration = .milliseconds(300)
+    /// The merger writes nothing while a quarantined entry comes within the skew bound in at most
+    /// this long (the head set will move when it is applied); one stamped further ahead — a clock
+    /// days off — does not hold merges back. See ARCHITECTURE.md, "Merges after sync".
+    public var mergeQuarantineHorizon: Duration = .seconds(3600)
+    /// How often quarantined entries are re-checked against the wall clock.
+    public var quarantineRecheckInterval: Duration = .seconds(2)
     /// Entries per batch, and the batches a sender may have unacknowledged.
     public var batchEntries = 512
     public var batchBytes = 1 << 20

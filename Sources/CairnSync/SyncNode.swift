@@ -347,7 +347,8 @@ public actor SyncNode: Service {
     /// Writes a merge entry when the heads have diverged and sync traffic has settled, by the
     /// rule in ARCHITECTURE.md: the author of the greatest head merges at once; others wait
     /// `mergeSettle × 10` if that author is connected (it will merge), or a jittered
-    /// `mergeSettle × 1…3` if not, and re-check the heads before writing.
+    /// `mergeSettle × 1…3` if not, and re-check the heads before writing. Nobody merges while
+    /// the time rules hold the head set back (``SkewHold/holdsMerges``).
     private func mergeWhenSettled() async throws {
         var diverged: (heads: [Hash32], since: ContinuousClock.Instant)?
         let settle = configuration.mergeSettle
@@ -360,6 +361,13 @@ public actor SyncNode: Service {
                 continue
             }
             guard ContinuousClock.now - lastActivity >= settle, !(await anySessionBusy()) else { continue }
+            // No merge over a head set the time rules still move: a head beyond this node's
+            // clock tolerance, or an entry quarantined (or waiting for one) that is due soon.
+            let horizon = UInt64(max(configuration.mergeQuarantineHorizon.milliseconds, 0))
+            guard !(try await log.skewHold(horizonMilliseconds: horizon).holdsMerges) else {
+                diverged = nil
+                continue
+            }
             let ids = heads.map(\.id)
             if diverged?.heads != ids { diverged = (ids, .now) }
             let waited = ContinuousClock.now - diverged!.since
@@ -408,7 +416,7 @@ public actor SyncNode: Service {
     /// Re-checks quarantined entries whose time may have come.
     private func maintain() async throws {
         while true {
-            try await Task.sleep(for: .seconds(2))
+            try await Task.sleep(for: configuration.quarantineRecheckInterval)
             let report = try await log.recheckQuarantine()
             if !report.applied.isEmpty {
                 lastActivity = .now

@@ -119,6 +119,90 @@ final class ScriptedWallClock: WallClock, @unchecked Sendable {
         #expect(unseeded.now().rawValue < persisted)
     }
 
+    /// The clock rule of invariant 5: with a tolerance, a remote HLC moves the clock only if it
+    /// is within the tolerance of the wall clock; one further ahead is ignored until the wall
+    /// clock nears it, so what the clock issues stays within the tolerance of the wall clock.
+    /// Values the node committed to itself (`adopt`) move it regardless.
+    @Test func aRemoteHLCIsAdoptedOnlyWithinTheToleranceOfTheWallClock() {
+        let tolerance: UInt64 = 1_000
+        let wall = ScriptedWallClock([Self.t0])
+        var clock = HybridClock(wall: wall, tolerance: tolerance)
+        #expect(clock.ceiling() == HLC(rawValue: HLC(wallMilliseconds: Self.t0 + tolerance, counter: 0).rawValue - 1))
+
+        // Ten minutes ahead (a peer with a fast clock, just inside a 5-minute skew bound or not):
+        // not adopted, and the next local value follows the wall clock.
+        let fast = HLC(wallMilliseconds: Self.t0 + 600_000, counter: 3)
+        #expect(!clock.admits(fast))
+        let adoptedFast = clock.observe(fast)
+        #expect(!adoptedFast)
+        let local = clock.now()
+        #expect(local == HLC(wallMilliseconds: Self.t0, counter: 0))
+
+        // Just within the tolerance: adopted (Kulkarni's receive rule), the next value above it.
+        let near = HLC(wallMilliseconds: Self.t0 + tolerance - 1, counter: .max)
+        #expect(clock.admits(near))
+        let adoptedNear = clock.observe(near)
+        #expect(adoptedNear)
+        let next = clock.now()
+        #expect(next == near.successor && next.wallMilliseconds == Self.t0 + tolerance)
+        // The clock now stands at wall + tolerance: one step above it is not admitted.
+        #expect(clock.ceiling() == next && !clock.admits(next.successor))
+        // Anything at or below the clock is admitted (it moves nothing).
+        let adoptedOld = clock.observe(HLC(wallMilliseconds: Self.t0 - 5, counter: 0))
+        #expect(clock.admits(next) && adoptedOld && clock.last == next)
+
+        // Once the wall clock comes within the tolerance of the fast value, it is adopted.
+        wall.set(Self.t0 + 600_000 - tolerance + 1)
+        let adoptedLater = clock.observe(fast)
+        #expect(adoptedLater)
+        let afterFast = clock.now()
+        #expect(afterFast == fast.successor)
+
+        // `adopt` (the node's own HLCs) ignores the tolerance; the clock never goes backwards.
+        wall.set(Self.t0)
+        let own = HLC(wallMilliseconds: Self.t0 + 3_600_000, counter: 0)
+        clock.adopt(own)
+        #expect(clock.last == own && clock.admits(own))
+        let afterOwn = clock.now()
+        #expect(afterOwn == own.successor)
+
+        // Without a tolerance, any remote value is adopted (the unbounded receive rule).
+        var unbounded = HybridClock(wall: ScriptedWallClock([Self.t0]))
+        #expect(unbounded.ceiling() == .maxValid)
+        let adoptedUnbounded = unbounded.observe(fast)
+        let afterUnbounded = unbounded.now()
+        #expect(adoptedUnbounded && afterUnbounded == fast.successor)
+    }
+
+    /// Random walks of the wall clock and remote observations from a peer up to ten minutes
+    /// ahead: every issued value is above everything issued or adopted before it, and its wall
+    /// part is at most the wall clock plus the tolerance.
+    @Test func aBoundedClockNeverIssuesBeyondTheTolerance() {
+        let seed = randomizedTestSeed("aBoundedClockNeverIssuesBeyondTheTolerance")
+        var rng = SplitMix64(seed: seed)
+        let tolerance: UInt64 = 1_000
+        let wall = ScriptedWallClock([Self.t0])
+        var clock = HybridClock(wall: wall, tolerance: tolerance)
+        var ms = Self.t0
+        var highest = HLC.zero
+        for step in 0..<5_000 {
+            switch Int.random(in: 0...9, using: &rng) {
+            case 0...5: ms += UInt64.random(in: 0...50, using: &rng)
+            case 6: ms += UInt64.random(in: 0...5_000, using: &rng)
+            default:
+                let remote = HLC(wallMilliseconds: ms + UInt64.random(in: 0...600_000, using: &rng), counter: UInt16.random(in: 0...UInt16.max, using: &rng))
+                wall.set(ms)
+                if clock.observe(remote) { highest = max(highest, remote) }
+                continue
+            }
+            wall.set(ms)
+            let now = clock.now()
+            #expect(now > highest, "seed \(seed), step \(step)")
+            #expect(now.wallMilliseconds <= ms + tolerance, "seed \(seed), step \(step): \(now) at wall \(ms)")
+            highest = now
+        }
+    }
+
     /// A random walk of the wall clock, interleaved with remote observations: every issued
     /// value exceeds everything issued or observed before it.
     @Test func randomWalkStaysMonotonic() {

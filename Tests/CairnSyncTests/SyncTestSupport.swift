@@ -3,6 +3,7 @@ import CairnStore
 import Cairn
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 @testable import CairnSync
@@ -37,11 +38,14 @@ final class TestNode: @unchecked Sendable {
     private(set) var node: SyncNode
     private var task: Task<Void, any Error>?
     let configuration: SyncConfiguration
+    /// The store options the log was opened with (its wall clock), kept across restarts.
+    let options: StoreOptions
 
-    init(log: CairnLog, path: String, configuration: SyncConfiguration) throws {
+    init(log: CairnLog, path: String, configuration: SyncConfiguration, options: StoreOptions = StoreOptions()) throws {
         self.path = path
         self.log = log
         self.configuration = configuration
+        self.options = options
         self.node = try SyncNode(log: log, configuration: configuration, logger: testLogger(path))
     }
 
@@ -63,7 +67,7 @@ final class TestNode: @unchecked Sendable {
     /// Reopens the log from disk and starts a fresh sync node on it (a restart).
     func restart() async throws {
         await stop()
-        log = try CairnLog.open(at: path)
+        log = try CairnLog.open(at: path, options: options)
         node = try SyncNode(log: log, configuration: configuration, logger: testLogger(path))
         start()
     }
@@ -94,17 +98,36 @@ struct NodeSnapshot: Equatable, CustomStringConvertible {
     var description: String { "\(entries) entries, heads \(heads.map { $0.shortHex() }), \(state.count) keys" }
 }
 
-/// A log and `count - 1` more nodes joined by invite (granted as writers), none started.
-func makeCluster(_ name: String, count: Int, configuration: SyncConfiguration = testConfiguration()) async throws -> [TestNode] {
+/// A log and `count - 1` more nodes joined by invite (granted as writers), none started. Node
+/// `i` reads `wallClocks[i]` when given (the system clock otherwise).
+func makeCluster(
+    _ name: String, count: Int, configuration: SyncConfiguration = testConfiguration(), wallClocks: [any WallClock] = []
+) async throws -> [TestNode] {
+    func options(_ index: Int) -> StoreOptions {
+        var options = StoreOptions()
+        if index < wallClocks.count { options.wallClock = wallClocks[index] }
+        return options
+    }
     let first = temporaryDirectory("\(name)0")
-    let origin = try CairnLog.create(at: first, name: name)
-    var nodes = [try TestNode(log: origin, path: first, configuration: configuration)]
+    let origin = try CairnLog.create(at: first, name: name, options: options(0))
+    var nodes = [try TestNode(log: origin, path: first, configuration: configuration, options: options(0))]
     for index in 1..<count {
         let path = temporaryDirectory("\(name)\(index)")
         let invite = try await origin.invite(address: nil, role: .writer)
-        nodes.append(try TestNode(log: try CairnLog.join(at: path, invite: invite), path: path, configuration: configuration))
+        nodes.append(try TestNode(
+            log: try CairnLog.join(at: path, invite: invite, options: options(index)), path: path, configuration: configuration,
+            options: options(index)))
     }
     return nodes
+}
+
+/// A wall clock a test sets by hand (one per node: a node's clock can run fast).
+final class ManualWallClock: WallClock {
+    private let now: Mutex<UInt64>
+    init(_ start: UInt64) { now = Mutex(start) }
+    func nowMilliseconds() -> UInt64 { now.withLock { $0 } }
+    func set(_ ms: UInt64) { now.withLock { $0 = ms } }
+    func advance(_ ms: UInt64) { now.withLock { $0 += ms } }
 }
 
 /// Connects every node to every other (each dials those before it, so a restarted node, which
