@@ -50,6 +50,8 @@ actor PeerSession {
     /// Fetches, streams and reconciliation rounds in progress (the node waits for zero before merging).
     private(set) var activeWork = 0
     private var status: PeerStatus?
+    /// When ``noteLag(entries:oldest:)`` last saved the status (wall ms).
+    private var lagSavedAt: UInt64 = 0
     private var failure: (any Error)?
     private var hasEnded = false
     private let jobs: AsyncStream<Job>
@@ -231,6 +233,8 @@ actor PeerSession {
         case .need(let request, let ids):
             start { try await self.serveNeed(request, ids: ids) }
         case .reconcile(let session, true, let query):
+            // A round trip counts on both sides: a node that only accepts peers answers rounds.
+            metrics.reconcileRounds.increment()
             metrics.reconcileBytesReceived.increment(by: Int64(query.count))
             let reply = try await log.reconcileRespond("\(connection)/r\(session)", message: query, maxRounds: config.reconcileMaxRounds)
             metrics.reconcileBytesSent.increment(by: Int64(reply.count))
@@ -277,6 +281,7 @@ actor PeerSession {
         let applied = try await log.appliedIDs(among: tips.map(\.id))
         let unknown = tips.map(\.id).filter { !applied.contains($0) }
         guard !unknown.isEmpty else { return await markSynced() }
+        noteLag(entries: unknown.count, oldest: tips.filter { !applied.contains($0.id) }.map(\.hlc.wallMilliseconds).min())
         guard capabilities.contains(Self.deltaCapability) else {
             metrics.reconcileFallback("no_delta")
             return try await reconcileRound()
@@ -359,6 +364,7 @@ actor PeerSession {
         try await sender.enqueue(.entries(stream: stream, batch: batch, entries))
         known.insert(entries.compactMap(\.claimedID))
         metrics.entriesSent.increment(by: Int64(entries.count))
+        metrics.peerTraffic(peerLabel, sent: entries.count)
         status?.entriesSent += Int64(entries.count)
         if batch > UInt32(config.window) { try await waitForAck(stream: stream, batch: batch - UInt32(config.window)) }
     }
@@ -391,6 +397,7 @@ actor PeerSession {
         let report = try await log.insert(entries)
         known.insert(entries.compactMap(\.claimedID))
         metrics.entriesReceived.increment(by: Int64(report.applied.count))
+        metrics.peerTraffic(peerLabel, received: report.applied.count)
         metrics.entriesQuarantined.increment(by: Int64(report.quarantined.count))
         status?.entriesReceived += Int64(report.applied.count)
         status?.entriesRejected += Int64(report.rejected.count)
@@ -404,9 +411,10 @@ actor PeerSession {
         }
         if stream == 0, !report.applied.isEmpty, let last = entries.last, let entry = try? SignedEntry(bodyBytes: last.body, signature: last.signature) {
             let latency = Int64(SystemWallClock().nowMilliseconds()) - Int64(entry.hlc.wallMilliseconds)
-            if latency >= 0 { metrics.pushLatency.record(.milliseconds(latency)) }
+            if latency >= 0 { metrics.pushLatency.recordMilliseconds(latency) }
         }
-        if !report.applied.isEmpty { await node.noteActivity() }
+        if !report.applied.isEmpty { await node.noteReceived(report.applied.count) }
+        lagAfterReceiving(entries, applied: report.applied.count, stream: stream, orphans: !report.orphaned.isEmpty)
         if !report.orphaned.isEmpty { try await requestMissingParents() }
     }
 
@@ -450,6 +458,7 @@ actor PeerSession {
             guard let next = result.next else { break }
             message = next
         }
+        noteLag(entries: need.count, oldest: status?.lagOldestMilliseconds)
         for start in stride(from: 0, to: need.count, by: 10_000) {
             let request = newRequestID()
             requests.expect(request)
@@ -487,6 +496,7 @@ actor PeerSession {
         }
         known.insert(fresh.compactMap(\.claimedID))
         metrics.entriesSent.increment(by: Int64(fresh.count))
+        metrics.peerTraffic(peerLabel, sent: fresh.count)
         status?.entriesSent += Int64(fresh.count)
         do { try await sender.enqueue(.entries(stream: 0, batch: 0, fresh)) } catch { abort(error) }
     }
@@ -506,7 +516,45 @@ actor PeerSession {
 
     private func markSynced() async {
         status?.lastSyncMilliseconds = SystemWallClock().nowMilliseconds()
+        noteLag(entries: 0, oldest: nil)
         await saveStatus()
+    }
+
+    // MARK: - Lag: how far this node is behind the peer
+
+    /// The peer in metric labels: the first 16 hex digits of its node key.
+    private var peerLabel: String { identity.map { String($0.hex.prefix(16)) } ?? "unknown" }
+
+    /// Records what this node now knows it lacks from the peer (peer_status, saved at most once a
+    /// second from here, and the per-peer gauges).
+    private func noteLag(entries: Int, oldest: UInt64?) {
+        guard status != nil else { return }
+        status?.lagEntries = Int64(entries)
+        status?.lagOldestMilliseconds = entries > 0 ? oldest : nil
+        let now = SystemWallClock().nowMilliseconds()
+        let seconds = Double(status?.lagMilliseconds(now: now) ?? 0) / 1000
+        metrics.peerLag(peerLabel, entries: entries, seconds: seconds)
+        if now >= lagSavedAt + 1000 {
+            lagSavedAt = now
+            let status = status
+            Task { if let status { try? await self.log.savePeerStatus(status) } }
+        }
+    }
+
+    /// After a batch: entries streamed for this node's own request (fetch, need) come parents
+    /// first, so what it still lacks is newer than the batch's last entry, and at least one
+    /// entry (the request's `done` clears the lag). A push that left no orphan leaves nothing
+    /// lacking when no request is in flight.
+    private func lagAfterReceiving(_ entries: [RawEntry], applied: Int, stream: UInt32, orphans: Bool) {
+        let last = entries.last.flatMap { try? SignedEntry(bodyBytes: $0.body, signature: $0.signature) }?.hlc.wallMilliseconds
+        if stream == 0 {
+            if !orphans && activeWork == 0 && (status?.lagEntries ?? 0) > 0 { noteLag(entries: 0, oldest: nil) }
+        } else if stream < 0x8000_0000 {
+            let left = max(Int(status?.lagEntries ?? 0) - applied, 1)
+            noteLag(entries: left, oldest: last ?? status?.lagOldestMilliseconds)
+        } else if applied > 0, let lacking = status?.lagEntries, lacking > 0 {
+            noteLag(entries: max(Int(lacking) - applied, 0), oldest: last ?? status?.lagOldestMilliseconds)
+        }
     }
 
     private func saveStatus() async {

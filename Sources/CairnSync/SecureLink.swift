@@ -10,6 +10,7 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
     case malformedFrame(String)
     case malformedMessage(WireError)
     case timedOut
+    case handshakeTimedOut
     case closedDuringHandshake
     case unexpectedMessage(String)
     case wrongLog(Hash32)
@@ -29,6 +30,7 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
         case .malformedFrame(let why): "malformed frame: \(why)"
         case .malformedMessage(let e): "malformed message: \(e)"
         case .timedOut: "peer stalled past the timeout"
+        case .handshakeTimedOut: "no completed handshake before the deadline"
         case .closedDuringHandshake: "connection closed during the handshake"
         case .unexpectedMessage(let what): "unexpected message: \(what)"
         case .wrongLog(let id): "peer holds another log (\(id.shortHex()))"
@@ -43,6 +45,12 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether the peer reached us but failed to prove it holds the network secret (worth a
+    /// warning: a misconfigured node), as opposed to a connection that merely went away.
+    var isAuthenticationFailure: Bool {
+        if case .handshakeFailed = self { true } else { false }
+    }
+
     /// A short label for metrics.
     var label: String {
         switch self {
@@ -50,6 +58,7 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
         case .undecryptableFrame: "undecryptable"
         case .malformedFrame, .malformedMessage: "malformed"
         case .timedOut: "timeout"
+        case .handshakeTimedOut: "handshake_timeout"
         case .closedDuringHandshake: "closed"
         case .unexpectedMessage, .protocolViolation: "protocol"
         case .wrongLog: "wrong_log"
@@ -153,7 +162,7 @@ actor FrameSender {
         let previous = tail
         let outbound = outbound
         let task = Task {
-            defer { Task { await self.written(size) } }
+            defer { self.written(size) }
             _ = await previous?.result
             try await outbound.write(contentsOf: frames)
         }

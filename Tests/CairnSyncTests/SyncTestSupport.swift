@@ -1,6 +1,7 @@
 import Cairn
 import Foundation
 import Logging
+import Prometheus
 import Testing
 
 @testable import CairnSync
@@ -14,6 +15,14 @@ func testConfiguration() -> SyncConfiguration {
     configuration.pushPollInterval = .milliseconds(5)
     configuration.mergeSettle = .milliseconds(100)
     configuration.reconnectBackoff = (.milliseconds(50), .milliseconds(500))
+    return configuration
+}
+
+/// `configuration` recording into a registry of its own: every node's metrics are read apart,
+/// and no test bootstraps the process-wide `MetricsSystem`.
+func withOwnMetrics(_ configuration: SyncConfiguration) -> SyncConfiguration {
+    var configuration = configuration
+    configuration.metricsFactory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
     return configuration
 }
 
@@ -40,7 +49,7 @@ final class TestNode: @unchecked Sendable {
         self.path = path
         self.log = log
         self.configuration = configuration
-        self.node = try SyncNode(log: log, configuration: configuration, logger: testLogger(path))
+        self.node = try SyncNode(log: log, configuration: withOwnMetrics(configuration), logger: testLogger(path))
     }
 
     var port: Int { get async throws { try await node.listeningPort() } }
@@ -62,7 +71,7 @@ final class TestNode: @unchecked Sendable {
     func restart() async throws {
         await stop()
         log = try CairnLog.open(at: path)
-        node = try SyncNode(log: log, configuration: configuration, logger: testLogger(path))
+        node = try SyncNode(log: log, configuration: withOwnMetrics(configuration), logger: testLogger(path))
         start()
     }
 
