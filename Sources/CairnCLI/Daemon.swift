@@ -68,3 +68,19 @@ struct ServiceNotifier: Sendable {
         return sent == message.count
     }
 }
+
+/// Raises the soft descriptor limit (`ulimit -n`, often 1,024) to the hard limit, at most
+/// 65,536, as daemons do: the node caps inbound connections below the soft limit, so this is
+/// what lets it serve more than a thousand peers. Returns the soft limit in force.
+@discardableResult
+func raiseDescriptorLimit() -> UInt64 {
+    var limits = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0 else { return 0 }
+    let target = min(limits.rlim_max, 65_536)
+    if limits.rlim_cur < target {
+        var raised = limits
+        raised.rlim_cur = target
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { return UInt64(target) }
+    }
+    return UInt64(limits.rlim_cur)
+}

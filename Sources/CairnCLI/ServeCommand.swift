@@ -81,10 +81,12 @@ struct ServeCommand: CairnCommand {
     func run() async throws {
         // Trapped first: from here on SIGHUP reloads instead of killing the process.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let descriptors = raiseDescriptorLimit()
         let log = try global.open()
         let lock = try DataDirectoryLock(directory: global.path)
         let settings = try currentSettings()
         let logger = Logger(label: "cairn.sync")
+        logger.debug("descriptor limit", metadata: ["soft": "\(descriptors)"])
         var factory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
         factory.durationHistogramBuckets["cairn_push_latency_seconds"] = SyncMetrics.pushLatencyBuckets
         MetricsSystem.bootstrap(factory)

@@ -12,13 +12,14 @@ struct StatusCommand: CairnCommand {
             lag, and entries sent, received and rejected, and its last error. Lag is this node's: \
             how many entries the peer holds that this node lacks and how long it has lacked the \
             oldest of them ("0" when it lacks none), as measured at the last heads exchange, fetch \
-            batch, push or reconciliation round (a lower bound while a delta fetch runs).
+            batch, push or reconciliation round ("≥N" while a delta fetch runs: the count is then \
+            a lower bound, the peer's heads this node lacks).
 
             --json prints one object {"log","name","node_key","data_dir","network_secret" \
             ("present", "missing" or "unusable"),"entries","heads":[{"id","hlc","time"}],"orphans",\
             "quarantined","last_cursor","peers":[{"address","identity"}],"peer_status":[{"identity",\
             "address","state","last_connected_ms","last_connected","last_sync_ms","last_sync",\
-            "heads_hlc","heads_time","lag_entries","lag_ms","entries_sent","entries_received","entries_rejected",\
+            "heads_hlc","heads_time","lag_entries","lag_entries_lower_bound","lag_ms","entries_sent","entries_received","entries_rejected",\
             "last_error"}]} (absent values are null).
             """)
 
@@ -91,7 +92,7 @@ struct StatusCommand: CairnCommand {
         guard let entries = status.lagEntries else { return "-" }
         guard entries > 0 else { return "0" }
         let age = status.lagOldestMilliseconds == nil ? "" : ", " + TimeFormat.duration(milliseconds: status.lagMilliseconds(now: now) ?? 0)
-        return "\(entries) \(entries == 1 ? "entry" : "entries")\(age)"
+        return "\(status.lagIsLowerBound ? "≥" : "")\(entries) \(entries == 1 ? "entry" : "entries")\(age)"
     }
 
     private func statusJSON(_ status: PeerStatus, now: UInt64) -> JSON {
@@ -103,6 +104,7 @@ struct StatusCommand: CairnCommand {
             ("last_sync_ms", number(status.lastSyncMilliseconds)), ("last_sync", time(status.lastSyncMilliseconds)),
             ("heads_hlc", number(status.headsHLC?.rawValue)), ("heads_time", time(status.headsHLC?.wallMilliseconds)),
             ("lag_entries", status.lagEntries.map { .int($0) } ?? .null),
+            ("lag_entries_lower_bound", .bool(status.lagIsLowerBound)),
             ("lag_ms", number(status.lagMilliseconds(now: now))),
             ("entries_sent", .int(status.entriesSent)), ("entries_received", .int(status.entriesReceived)),
             ("entries_rejected", .int(status.entriesRejected)), ("last_error", .optional(status.lastError)),

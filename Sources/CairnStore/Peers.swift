@@ -96,6 +96,9 @@ public struct PeerStatus: Sendable, Equatable {
     /// learned from its heads (a lower bound while a delta fetch runs) or a reconciliation
     /// round's `need` (exact); `nil` before the first measurement.
     public var lagEntries: Int64?
+    /// Whether ``lagEntries`` is only a lower bound (the peer's unknown heads, while a delta
+    /// fetch runs) rather than an exact count (a reconciliation round's `need`).
+    public var lagIsLowerBound = false
     /// The HLC wall time (ms) of the oldest entry this node is known to lack from the peer;
     /// `nil` when it lacks none (or the age is not known).
     public var lagOldestMilliseconds: UInt64?
@@ -162,6 +165,7 @@ extension LogStore {
             optionalInteger(status.headsHLC?.rawValue), .int(status.entriesSent), .int(status.entriesReceived),
             .int(status.entriesRejected), status.lastError.map { .text($0) } ?? .null,
             status.lagEntries.map { .int($0) } ?? .null, optionalInteger(status.lagOldestMilliseconds),
+            .int(status.lagIsLowerBound ? 1 : 0),
         ]
         try database.writeTransaction { try database.prepare(Schema.upsertPeerStatus).bind(values).run() }
     }
@@ -197,6 +201,7 @@ extension LogStore {
         status.lastError = s.text(9)
         status.lagEntries = s.isNull(10) ? nil : s.int64(10)
         status.lagOldestMilliseconds = optional(11)
+        status.lagIsLowerBound = s.int64(12) != 0
         return status
     }
 

@@ -329,21 +329,23 @@ enum Schema {
     static let addPeerLagColumns = """
         ALTER TABLE peer_status ADD COLUMN lag_entries INTEGER;    -- entries the peer holds that this node lacks
         ALTER TABLE peer_status ADD COLUMN lag_oldest_ms INTEGER;  -- wall time of the oldest of them (HLC ms)
+        ALTER TABLE peer_status ADD COLUMN lag_lower_bound INTEGER NOT NULL DEFAULT 0;  -- 1: lag_entries is a lower bound
         """
     static let upsertPeer = "INSERT INTO peers(address, identity) VALUES(?1, ?2) ON CONFLICT(address) DO UPDATE SET identity = excluded.identity"
     static let deletePeer = "DELETE FROM peers WHERE address = ?1"
     static let peers = "SELECT address, identity FROM peers ORDER BY address"
     static let peerStatusColumns = """
         identity, address, state, last_connected_ms, last_sync_ms, heads_hlc, entries_sent, entries_received, entries_rejected, last_error,
-        lag_entries, lag_oldest_ms
+        lag_entries, lag_oldest_ms, lag_lower_bound
         """
     static let upsertPeerStatus = """
-        INSERT INTO peer_status(\(peerStatusColumns)) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+        INSERT INTO peer_status(\(peerStatusColumns)) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
         ON CONFLICT(identity) DO UPDATE SET
             address = excluded.address, state = excluded.state, last_connected_ms = excluded.last_connected_ms,
             last_sync_ms = excluded.last_sync_ms, heads_hlc = excluded.heads_hlc, entries_sent = excluded.entries_sent,
             entries_received = excluded.entries_received, entries_rejected = excluded.entries_rejected,
-            last_error = excluded.last_error, lag_entries = excluded.lag_entries, lag_oldest_ms = excluded.lag_oldest_ms
+            last_error = excluded.last_error, lag_entries = excluded.lag_entries, lag_oldest_ms = excluded.lag_oldest_ms,
+            lag_lower_bound = excluded.lag_lower_bound
         """
     static let peerStatuses = "SELECT \(peerStatusColumns) FROM peer_status ORDER BY identity"
     static let peerStatusByIdentity = "SELECT \(peerStatusColumns) FROM peer_status WHERE identity = ?1"

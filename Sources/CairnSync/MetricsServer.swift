@@ -1,10 +1,15 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Serves `GET /metrics` in the Prometheus text format and `GET /healthz` (a tiny JSON object,
 /// 200 while the node serves) over HTTP/1.1; anything else is a 404.
 enum MetricsServer {
+    /// Metrics connections open at once.
+    static let maxConnections = 16
+    private static let open = Atomic<Int>(0)
+
     /// Binds; the caller runs ``serve(_:)`` on the channel it gets.
     static func bind(
         at address: HostPort, metrics: SyncMetrics, health: @escaping @Sendable () -> String
@@ -12,7 +17,14 @@ enum MetricsServer {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // Scrapers are few: more connections than that are closed at once, so the
+                // metrics port cannot eat the node's descriptors.
+                guard MetricsServer.open.add(1, ordering: .relaxed).newValue <= MetricsServer.maxConnections else {
+                    MetricsServer.open.subtract(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in MetricsServer.open.subtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(MetricsHandler(metrics: metrics, health: health))
                 }

@@ -50,7 +50,7 @@ actor PeerSession {
     /// Fetches, streams and reconciliation rounds in progress (the node waits for zero before merging).
     private(set) var activeWork = 0
     private var status: PeerStatus?
-    /// When ``noteLag(entries:oldest:)`` last saved the status (wall ms).
+    /// When ``noteLag(entries:exact:oldest:save:)`` last saved the status (wall ms).
     private var lagSavedAt: UInt64 = 0
     private var failure: (any Error)?
     private var hasEnded = false
@@ -281,7 +281,7 @@ actor PeerSession {
         let applied = try await log.appliedIDs(among: tips.map(\.id))
         let unknown = tips.map(\.id).filter { !applied.contains($0) }
         guard !unknown.isEmpty else { return await markSynced() }
-        noteLag(entries: unknown.count, oldest: tips.filter { !applied.contains($0.id) }.map(\.hlc.wallMilliseconds).min())
+        await noteLag(entries: unknown.count, exact: false, oldest: tips.filter { !applied.contains($0.id) }.map(\.hlc.wallMilliseconds).min())
         guard capabilities.contains(Self.deltaCapability) else {
             metrics.reconcileFallback("no_delta")
             return try await reconcileRound()
@@ -414,7 +414,7 @@ actor PeerSession {
             if latency >= 0 { metrics.pushLatency.recordMilliseconds(latency) }
         }
         if !report.applied.isEmpty { await node.noteReceived(report.applied.count) }
-        lagAfterReceiving(entries, applied: report.applied.count, stream: stream, orphans: !report.orphaned.isEmpty)
+        await lagAfterReceiving(entries, applied: report.applied.count, stream: stream, orphans: !report.orphaned.isEmpty)
         if !report.orphaned.isEmpty { try await requestMissingParents() }
     }
 
@@ -458,7 +458,7 @@ actor PeerSession {
             guard let next = result.next else { break }
             message = next
         }
-        noteLag(entries: need.count, oldest: status?.lagOldestMilliseconds)
+        await noteLag(entries: need.count, exact: true, oldest: status?.lagOldestMilliseconds)
         for start in stride(from: 0, to: need.count, by: 10_000) {
             let request = newRequestID()
             requests.expect(request)
@@ -516,7 +516,7 @@ actor PeerSession {
 
     private func markSynced() async {
         status?.lastSyncMilliseconds = SystemWallClock().nowMilliseconds()
-        noteLag(entries: 0, oldest: nil)
+        await noteLag(entries: 0, exact: true, oldest: nil, save: false)
         await saveStatus()
     }
 
@@ -525,19 +525,20 @@ actor PeerSession {
     /// The peer in metric labels: the first 16 hex digits of its node key.
     private var peerLabel: String { identity.map { String($0.hex.prefix(16)) } ?? "unknown" }
 
-    /// Records what this node now knows it lacks from the peer (peer_status, saved at most once a
-    /// second from here, and the per-peer gauges).
-    private func noteLag(entries: Int, oldest: UInt64?) {
+    /// Records what this node now knows it lacks from the peer: in the per-peer gauges, and in
+    /// peer_status (saved when the lag clears, else at most once a second from here).
+    private func noteLag(entries: Int, exact: Bool, oldest: UInt64?, save: Bool = true) async {
         guard status != nil else { return }
+        let cleared = entries == 0 && (status?.lagEntries ?? 0) > 0
         status?.lagEntries = Int64(entries)
+        status?.lagIsLowerBound = entries > 0 && !exact
         status?.lagOldestMilliseconds = entries > 0 ? oldest : nil
         let now = SystemWallClock().nowMilliseconds()
         let seconds = Double(status?.lagMilliseconds(now: now) ?? 0) / 1000
         metrics.peerLag(peerLabel, entries: entries, seconds: seconds)
-        if now >= lagSavedAt + 1000 {
+        if save, cleared || now >= lagSavedAt + 1000 {
             lagSavedAt = now
-            let status = status
-            Task { if let status { try? await self.log.savePeerStatus(status) } }
+            await saveStatus()
         }
     }
 
@@ -545,15 +546,17 @@ actor PeerSession {
     /// first, so what it still lacks is newer than the batch's last entry, and at least one
     /// entry (the request's `done` clears the lag). A push that left no orphan leaves nothing
     /// lacking when no request is in flight.
-    private func lagAfterReceiving(_ entries: [RawEntry], applied: Int, stream: UInt32, orphans: Bool) {
+    private func lagAfterReceiving(_ entries: [RawEntry], applied: Int, stream: UInt32, orphans: Bool) async {
         let last = entries.last.flatMap { try? SignedEntry(bodyBytes: $0.body, signature: $0.signature) }?.hlc.wallMilliseconds
+        let lacking = Int(status?.lagEntries ?? 0)
+        let exact = !(status?.lagIsLowerBound ?? false)
         if stream == 0 {
-            if !orphans && activeWork == 0 && (status?.lagEntries ?? 0) > 0 { noteLag(entries: 0, oldest: nil) }
+            if !orphans && activeWork == 0 && lacking > 0 { await noteLag(entries: 0, exact: true, oldest: nil) }
         } else if stream < 0x8000_0000 {
-            let left = max(Int(status?.lagEntries ?? 0) - applied, 1)
-            noteLag(entries: left, oldest: last ?? status?.lagOldestMilliseconds)
-        } else if applied > 0, let lacking = status?.lagEntries, lacking > 0 {
-            noteLag(entries: max(Int(lacking) - applied, 0), oldest: last ?? status?.lagOldestMilliseconds)
+            // Still at least one: the request's `done` says when nothing is left.
+            await noteLag(entries: max(lacking - applied, 1), exact: exact && lacking - applied >= 1, oldest: last ?? status?.lagOldestMilliseconds)
+        } else if applied > 0, lacking > 0 {
+            await noteLag(entries: max(lacking - applied, 0), exact: exact, oldest: last ?? status?.lagOldestMilliseconds)
         }
     }
 

@@ -43,7 +43,7 @@ struct ServeOperationsTests {
     @Test func aConnectionFloodUnderALowDescriptorLimitIsSurvived() async throws {
         let sandbox = try Sandbox()
         let a = try sandbox.initLog("a")
-        let daemonA = try Daemon(a, arguments: ["--handshake-timeout", "1"], descriptorLimit: 64)
+        let daemonA = try Daemon(a, descriptorLimit: 64)
         var flood: [Int32] = []
         defer { for fd in flood { close(fd) } }
         for _ in 0..<300 { if let fd = rawConnection(to: daemonA.address) { flood.append(fd) } }

@@ -104,7 +104,8 @@ import Testing
         status.lagOldestMilliseconds = 7_500
         #expect(status.lagMilliseconds(now: 10_000) == 2_500)
         #expect(status.lagMilliseconds(now: 7_000) == 0)
-        // Stored and read back.
+        // Stored and read back, with whether the count is only a lower bound.
+        status.lagIsLowerBound = true
         let log = TestLog()
         defer { log.cleanup() }
         let node = try log.node()
