@@ -77,7 +77,7 @@ struct ServeOperationsTests {
         let sandbox = try Sandbox()
         let node = try sandbox.initLog()
         let first = try Daemon(node)
-        let second = try CLI.run(["--data-dir", node.dataDir, "serve", "--listen", "127.0.0.1:0"])
+        let second = try CLI.run(["--data-dir", node.dataDir, "serve", "--listen", "127.0.0.1:0"], timeout: 30)
         expectCleanError(second, containing: "pid \(first.process.processIdentifier)")
         #expect(second.stderr.split(separator: "\n").count == 1, "\(second)")
         #expect(first.process.isRunning)
@@ -132,7 +132,7 @@ struct ServeOperationsTests {
         quiet.signal(SIGTERM)
         #expect(try await quiet.waitForExit() == 0)
         #expect(!quiet.stderr.contains(" info "), "\(quiet.stderr)")
-        expectCleanError(try node.run("serve", "--log-level", "loud"), status: 64, containing: "--log-level")
+        expectCleanError(try CLI.run(["--data-dir", node.dataDir, "serve", "--log-level", "loud"], timeout: 30), status: 64, containing: "--log-level")
     }
 
     /// Issue #9 (6g): READY=1 once listening and STOPPING=1 at shutdown, to $NOTIFY_SOCKET, a
@@ -175,7 +175,7 @@ struct ServeOperationsTests {
         let node = try sandbox.initLog()
         let holder = try Daemon(try sandbox.initLog("other"), arguments: ["--metrics", "127.0.0.1:0"])
         let port = try await metricsPort(of: holder)
-        let result = try node.run("serve", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:\(port)")
+        let result = try CLI.run(["--data-dir", node.dataDir, "serve", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:\(port)"], timeout: 30)
         expectCleanError(result, containing: "cannot listen on 127.0.0.1:\(port) (metrics)")
         #expect(!result.stdout.contains("listening"), "\(result)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
