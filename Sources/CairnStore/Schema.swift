@@ -7,7 +7,7 @@ enum Schema {
     static let version: Int64 = 4
 
     /// The statements that take a file from schema version `n` (the key) to `n + 1`. Changes
-    /// only ever add tables, so a migrated file loses nothing.
+    /// only ever add tables and columns, so a migrated file loses nothing.
     static let migrations: [Int64: String] = [
         1: createPeerTables,
         2: createWritersTable,

@@ -360,7 +360,7 @@ public actor SyncNode: Service {
         let authenticated = outcome.identity != nil
         switch outcome.error {
         case nil:
-            metadata["reason"] = "peer closed the connection"
+            metadata["reason"] = "connection closed"
             logger.info("session closed", metadata: metadata)
         case let error as SessionError where error == .duplicateConnection:
             metadata["reason"] = "\(error)"
