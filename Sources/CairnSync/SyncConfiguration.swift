@@ -13,7 +13,8 @@ public struct SyncConfiguration: Sendable {
     public var peers: [PeerAddress] = []
     /// Pause between anti-entropy (RBSR) rounds with each peer; each pause is jittered ±20%.
     public var reconcileInterval: Duration = .seconds(30)
-    /// A peer silent this long (no frame, not even a ping) is dropped; also bounds the handshake.
+    /// A peer silent this long (no frame, not even a ping) is dropped (the handshake has its own
+    /// deadline, ``handshakeTimeout``).
     public var idleTimeout: Duration = .seconds(30)
     /// How often the node checks its database for entries written by anyone (this process, the
     /// CLI, an embedding app) to push.
