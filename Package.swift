@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -49,14 +50,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .executableTarget(name: "CairnCLI", dependencies: [
             "Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnSQLite",
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "CairnBench", dependencies: ["Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite"]),
+        .executableTarget(name: "CairnBench", dependencies: [
+            "Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite",
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // Seeded randomness shared by the tests and the benchmark.
         .target(name: "CairnTestSupport"),
 
@@ -66,7 +74,11 @@ let package = Package(
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnTestSupport", "CairnStore", "CairnCore", "CairnSQLite"]),
         .testTarget(name: "CairnNoiseTests", dependencies: ["CairnNoise"]),
         .testTarget(name: "CairnTests", dependencies: ["Cairn", "CairnCore", "CairnStore", "CairnReconcile", "CairnSQLite"]),
-        .testTarget(name: "CairnSyncTests", dependencies: ["CairnTestSupport", "CairnSync", "Cairn", "CairnCore", "CairnStore", "CairnNoise"]),
+        .testTarget(name: "CairnSyncTests", dependencies: [
+            "CairnTestSupport", "CairnSync", "Cairn", "CairnCore", "CairnStore", "CairnNoise",
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .testTarget(name: "CairnCLITests", dependencies: ["Cairn", "CairnCore", "CairnStore", "CairnSQLite"]),
     ]
 )

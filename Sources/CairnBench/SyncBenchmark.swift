@@ -4,6 +4,7 @@ import Cairn
 import CairnSync
 import Foundation
 import Logging
+import Prometheus
 
 /// `cairn-bench sync`: the sync service over loopback, against the raw verify limit measured in
 /// the same run.
@@ -137,6 +138,9 @@ struct SyncBenchmark {
         init(path: String, log: CairnLog, configuration: SyncConfiguration) throws {
             self.path = path
             self.log = log
+            // Each node records into its own registry, so the figures read are this node's.
+            var configuration = configuration
+            configuration.metricsFactory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
             self.node = try SyncNode(log: log, configuration: configuration)
         }
 

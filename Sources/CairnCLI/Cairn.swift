@@ -46,7 +46,12 @@ struct Cairn: AsyncParsableCommand {
         do {
             var command = try await asyncParseAsRoot(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
             dataDirectory = (command as? any CairnCommand)?.global.path
-            bootstrapLogging(verbose: (command as? any CairnCommand)?.global.verbose ?? false, daemon: command is ServeCommand)
+            let verbose = (command as? any CairnCommand)?.global.verbose ?? false
+            if let serve = command as? ServeCommand {
+                bootstrapLogging(level: serve.logLevel(verbose: verbose), format: serve.logFormatChoice)
+            } else {
+                bootstrapLogging(level: verbose ? .debug : .warning, format: .text)
+            }
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -59,13 +64,20 @@ struct Cairn: AsyncParsableCommand {
         }
     }
 
-    /// swift-log to stderr: warnings and errors by default (info for the daemon), everything
-    /// with `--verbose`.
-    static func bootstrapLogging(verbose: Bool, daemon: Bool) {
+    /// swift-log to stderr: warnings and errors by default, everything with `--verbose`; the
+    /// daemon logs info and up unless `--log-level` says otherwise, as text or JSON lines.
+    static func bootstrapLogging(level: Logger.Level, format: LogFormat) {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = verbose ? .debug : daemon ? .info : .warning
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
     }
 }

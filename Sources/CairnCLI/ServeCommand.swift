@@ -5,7 +5,10 @@ import Cairn
 import CairnSync
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// `cairn serve`: the sync daemon.
 struct ServeCommand: CairnCommand {
@@ -15,13 +18,17 @@ struct ServeCommand: CairnCommand {
         discussion: """
             Peers come from --peer, the config file, and the log's peer list (`cairn peers add`, \
             reread every second). Sessions are Noise XXpsk3 keyed by the log's network secret \
-            (network.key). Once listening, prints `listening HOST:PORT node KEY` on stdout. Stops \
-            cleanly on SIGINT or SIGTERM. Logs go to stderr (info; --verbose for debug).
+            (network.key). Once every listener is bound (peers, and metrics if asked), prints \
+            `listening HOST:PORT node KEY` on stdout and tells systemd READY=1 (if $NOTIFY_SOCKET \
+            is set). Only one daemon may serve a data directory (a lock on DATA-DIR/serve.lock, \
+            which holds its PID). Stops cleanly on SIGINT or SIGTERM; SIGHUP rereads the config file \
+            and applies the peers and connection limits. Logs go to stderr (--log-level, --log-format).
 
             The optional config file (--config, default DATA-DIR/serve.json if present) is JSON with \
             any of: "listen", "metrics", "peers" (["host:port", ...]), "reconcile_interval_seconds", \
-            "idle_timeout_seconds", "merge_settle_milliseconds", "allow" (["KEY", ...]), "allow_any". \
-            Flags override it.
+            "idle_timeout_seconds", "merge_settle_milliseconds", "handshake_timeout_seconds", \
+            "max_inbound_connections", "max_inbound_connections_per_address", "allow" (["KEY", ...]), \
+            "allow_any". Flags override it.
 
             Inbound peers must hold the network secret and, by default, a key in the log's writer \
             set (or pinned in the peer list). Read-only nodes are not in the writer set: admit them \
@@ -36,7 +43,7 @@ struct ServeCommand: CairnCommand {
     @Option(name: .customLong("peer"), help: ArgumentHelp("Dial this peer too (repeatable).", valueName: "host:port"))
     var peers: [String] = []
 
-    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://HOST:PORT/metrics.", valueName: "host:port"))
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://HOST:PORT/metrics (and /healthz).", valueName: "host:port"))
     var metrics: String?
 
     @Option(help: ArgumentHelp("Seconds between anti-entropy rounds with each peer (jittered ±20%). Default: 30.", valueName: "seconds"))
@@ -44,6 +51,15 @@ struct ServeCommand: CairnCommand {
 
     @Option(help: ArgumentHelp("Drop a peer silent this many seconds. Default: 30.", valueName: "seconds"))
     var idleTimeout: Double?
+
+    @Option(help: ArgumentHelp("Close a connection that has not completed the handshake within this many seconds. Default: 5.", valueName: "seconds"))
+    var handshakeTimeout: Double?
+
+    @Option(help: ArgumentHelp("Inbound connections open at once (also capped by the descriptor limit). Default: 256.", valueName: "n"))
+    var maxInbound: Int?
+
+    @Option(help: ArgumentHelp("Inbound connections open at once from one IP address. Default: 8.", valueName: "n"))
+    var maxInboundPerAddress: Int?
 
     @Option(help: ArgumentHelp("A JSON config file.", valueName: "path"))
     var config: String?
@@ -53,28 +69,94 @@ struct ServeCommand: CairnCommand {
 
     @Flag(name: .customLong("allow-any"), help: "Admit any inbound peer that holds the network secret.")
     var allowAny = false
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Default: info (debug with --verbose).", valueName: "level"))
+    var logLevel: String?
+
+    @Option(help: ArgumentHelp("text or json (one object per line: ts, level, label, message, metadata). Default: text.", valueName: "format"))
+    var logFormat: String?
+
+    func validate() throws {
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be text or json")
+        }
+    }
+
+    func logLevel(verbose: Bool) -> Logger.Level {
+        logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (verbose ? .debug : .info)
+    }
+
+    var logFormatChoice: LogFormat { logFormat.flatMap(LogFormat.init(rawValue:)) ?? .text }
 
     func run() async throws {
+        // Trapped first: from here on SIGHUP reloads instead of killing the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let descriptors = raiseDescriptorLimit()
         let log = try global.open()
-        var settings = try ServeSettings.load(explicit: config, dataDirectory: global.path)
-        settings.override(listen: listen, peers: peers, metrics: metrics, reconcileInterval: reconcileInterval, idleTimeout: idleTimeout)
-        settings.allow += allow
-        if allowAny { settings.allowAny = true }
+        let lock = try DataDirectoryLock(directory: global.path)
+        let settings = try currentSettings()
         let logger = Logger(label: "cairn.sync")
+        logger.debug("descriptor limit", metadata: ["soft": "\(descriptors)"])
+        var factory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
+        factory.durationHistogramBuckets["cairn_push_latency_seconds"] = SyncMetrics.pushLatencyBuckets
+        MetricsSystem.bootstrap(factory)
         let node = try SyncNode(log: log, configuration: try settings.configuration(), logger: logger)
         let host = settings.listen.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "127.0.0.1"
+        let notifier = ServiceNotifier(environment: ProcessInfo.processInfo.environment)
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: [.init(service: node), .init(service: ShutdownNotice(notifier: notifier))],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 guard let port = try? await node.listeningPort() else { return }
                 try Terminal.out.line("listening \(host):\(port) node \(log.nodeKey.hex)")
                 try Terminal.out.flush()
+                notifier.notify("READY=1\nSTATUS=listening \(host):\(port)")
+            }
+            tasks.addTask {
+                for await _ in hangups { await self.reload(node, logger: logger) }
             }
             try await group.run()
-            try await tasks.waitForAll()
+            tasks.cancelAll()
         }
+        withExtendedLifetime(lock) {}
         logger.info("stopped")
+    }
+
+    /// The config file's settings with the flags on top.
+    private func currentSettings() throws -> ServeSettings {
+        var settings = try ServeSettings.load(explicit: config, dataDirectory: global.path)
+        settings.override(
+            listen: listen, peers: peers, metrics: metrics, reconcileInterval: reconcileInterval, idleTimeout: idleTimeout,
+            handshakeTimeout: handshakeTimeout, maxInbound: maxInbound, maxInboundPerAddress: maxInboundPerAddress)
+        settings.allow += allow
+        if allowAny { settings.allowAny = true }
+        return settings
+    }
+
+    /// SIGHUP: rereads the config file and hands the node what it can change while running;
+    /// a file that does not parse leaves the running configuration as it is.
+    private func reload(_ node: SyncNode, logger: Logger) async {
+        do {
+            let changed = await node.reload(try currentSettings().configuration())
+            logger.info("reloaded configuration (SIGHUP)", metadata: ["changed": "\(changed.isEmpty ? "nothing" : changed.joined(separator: ", "))"])
+        } catch {
+            logger.error("could not reload the configuration; keeping the running one", metadata: ["error": "\(ErrorReport.message(for: error) ?? "\(error)")"])
+        }
+    }
+}
+
+/// The last service of the group, so the first to hear of a graceful shutdown: tells systemd
+/// `STOPPING=1` while the node winds down.
+struct ShutdownNotice: Service {
+    let notifier: ServiceNotifier
+
+    func run() async throws {
+        try await gracefulShutdown()
+        notifier.notify("STOPPING=1")
     }
 }
 
@@ -88,6 +170,9 @@ struct ServeSettings: Decodable {
     var mergeSettleMilliseconds: Int?
     var allow: [String] = []
     var allowAny = false
+    var handshakeTimeoutSeconds: Double?
+    var maxInboundConnections: Int?
+    var maxInboundConnectionsPerAddress: Int?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, metrics, peers, allow
@@ -95,6 +180,9 @@ struct ServeSettings: Decodable {
         case reconcileIntervalSeconds = "reconcile_interval_seconds"
         case idleTimeoutSeconds = "idle_timeout_seconds"
         case mergeSettleMilliseconds = "merge_settle_milliseconds"
+        case handshakeTimeoutSeconds = "handshake_timeout_seconds"
+        case maxInboundConnections = "max_inbound_connections"
+        case maxInboundConnectionsPerAddress = "max_inbound_connections_per_address"
     }
 
     init() {}
@@ -109,6 +197,9 @@ struct ServeSettings: Decodable {
         mergeSettleMilliseconds = try container.decodeIfPresent(Int.self, forKey: .mergeSettleMilliseconds)
         allow = try container.decodeIfPresent([String].self, forKey: .allow) ?? []
         allowAny = try container.decodeIfPresent(Bool.self, forKey: .allowAny) ?? false
+        handshakeTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .handshakeTimeoutSeconds)
+        maxInboundConnections = try container.decodeIfPresent(Int.self, forKey: .maxInboundConnections)
+        maxInboundConnectionsPerAddress = try container.decodeIfPresent(Int.self, forKey: .maxInboundConnectionsPerAddress)
     }
 
     /// The settings from `explicit` (which must exist), else from `DATA-DIR/serve.json` if it
@@ -135,12 +226,18 @@ struct ServeSettings: Decodable {
         }
     }
 
-    mutating func override(listen: String?, peers: [String], metrics: String?, reconcileInterval: Double?, idleTimeout: Double?) {
+    mutating func override(
+        listen: String?, peers: [String], metrics: String?, reconcileInterval: Double?, idleTimeout: Double?,
+        handshakeTimeout: Double? = nil, maxInbound: Int? = nil, maxInboundPerAddress: Int? = nil
+    ) {
         if let listen { self.listen = listen }
         self.peers += peers
         if let metrics { self.metrics = metrics }
         if let reconcileInterval { reconcileIntervalSeconds = reconcileInterval }
         if let idleTimeout { idleTimeoutSeconds = idleTimeout }
+        if let handshakeTimeout { handshakeTimeoutSeconds = handshakeTimeout }
+        if let maxInbound { maxInboundConnections = maxInbound }
+        if let maxInboundPerAddress { maxInboundConnectionsPerAddress = maxInboundPerAddress }
     }
 
     func configuration() throws -> SyncConfiguration {
@@ -160,6 +257,18 @@ struct ServeSettings: Decodable {
             return key
         }
         if allowAny { configuration.inboundPolicy = .anyHolderOfTheSecret }
+        if let seconds = handshakeTimeoutSeconds {
+            guard seconds > 0 else { throw ServeConfigError(path: "handshake timeout", problem: "must be positive") }
+            configuration.handshakeTimeout = .milliseconds(Int64(seconds * 1000))
+        }
+        if let count = maxInboundConnections {
+            guard count >= 1 else { throw ServeConfigError(path: "max inbound connections", problem: "must be at least 1") }
+            configuration.maxInboundConnections = count
+        }
+        if let count = maxInboundConnectionsPerAddress {
+            guard count >= 1 else { throw ServeConfigError(path: "max inbound connections per address", problem: "must be at least 1") }
+            configuration.maxInboundConnectionsPerAddress = count
+        }
         return configuration
     }
 }

@@ -11,14 +11,17 @@ struct StatusCommand: CairnCommand {
         discussion: """
             Peer status rows are what the sync service (cairn serve) last recorded for each peer: \
             its identity, address, state, last sync, the newest HLC among the heads it advertised, \
-            lag (our newest head's time minus that HLC's, 0 when it is ahead) and entries sent, \
-            received and rejected, and its last error.
+            lag, and entries sent, received and rejected, and its last error. Lag is this node's: \
+            how many entries the peer holds that this node lacks and how long it has lacked the \
+            oldest of them ("0" when it lacks none), as measured at the last heads exchange, fetch \
+            batch, push or reconciliation round ("≥N" while a delta fetch runs: the count is then \
+            a lower bound, the peer's heads this node lacks).
 
             --json prints one object {"log","name","node_key","data_dir","network_secret" \
             ("present", "missing" or "unusable"),"entries","heads":[{"id","hlc","time"}],"orphans",\
             "quarantined","waiting_for_quarantined","heads_ahead","last_cursor","peers":[{"address","identity"}],"peer_status":[{"identity",\
             "address","state","last_connected_ms","last_connected","last_sync_ms","last_sync",\
-            "heads_hlc","heads_time","lag_ms","entries_sent","entries_received","entries_rejected",\
+            "heads_hlc","heads_time","lag_entries","lag_entries_lower_bound","lag_ms","entries_sent","entries_received","entries_rejected",\
             "last_error"}]} (absent values are null).
             """)
 
@@ -35,8 +38,7 @@ struct StatusCommand: CairnCommand {
         let secret = SecretState(of: log)
         let peers = try await log.peers()
         let statuses = try await log.peerStatuses()
-        // Heads come oldest first: the last one is our newest, the reference for peer lag.
-        let newest = heads.last?.hlc ?? .zero
+        let now = SystemWallClock().nowMilliseconds()
         let restored = try await log.newestOwnEntryNotWrittenHere()
         if let restored {
             Terminal.error(
@@ -56,7 +58,7 @@ struct StatusCommand: CairnCommand {
                 ("last_cursor", .int(counts.lastCursor)),
                 ("restored_warning", .optional(restored?.hex)),
                 ("peers", .array(peers.map(peerJSON))),
-                ("peer_status", .array(statuses.map { statusJSON($0, newest: newest) })),
+                ("peer_status", .array(statuses.map { statusJSON($0, now: now) })),
             ]))
             return
         }
@@ -79,23 +81,31 @@ struct StatusCommand: CairnCommand {
         for line in formatTable(rows) { try Terminal.out.line(line) }
         guard !statuses.isEmpty else { return }
         try Terminal.out.line("")
-        for line in formatTable(statusTable(statuses, newest: newest)) { try Terminal.out.line(line) }
+        for line in formatTable(statusTable(statuses, now: now)) { try Terminal.out.line(line) }
     }
 
     /// One row per peer status under a header; '-' for what is not known.
-    private func statusTable(_ statuses: [PeerStatus], newest: HLC) -> [[String]] {
+    private func statusTable(_ statuses: [PeerStatus], now: UInt64) -> [[String]] {
         [["PEER", "ADDRESS", "STATE", "LAST SYNC", "HEADS", "LAG", "SENT", "RECEIVED", "REJECTED", "LAST ERROR"]]
             + statuses.map { status in
                 [status.identity.short, status.address, status.state,
                  status.lastSyncMilliseconds.map { TimeFormat.iso(milliseconds: $0) } ?? "-",
                  status.headsHLC.map(TimeFormat.hlc) ?? "-",
-                 status.lagMilliseconds(behind: newest).map { TimeFormat.duration(milliseconds: $0) } ?? "-",
+                 lagText(status, now: now),
                  "\(status.entriesSent)", "\(status.entriesReceived)", "\(status.entriesRejected)",
                  status.lastError.map(oneLine) ?? "-"]
             }
     }
 
-    private func statusJSON(_ status: PeerStatus, newest: HLC) -> JSON {
+    /// "0" when this node lacks nothing the peer holds, else "N entries, AGE"; "-" if unmeasured.
+    private func lagText(_ status: PeerStatus, now: UInt64) -> String {
+        guard let entries = status.lagEntries else { return "-" }
+        guard entries > 0 else { return "0" }
+        let age = status.lagOldestMilliseconds == nil ? "" : ", " + TimeFormat.duration(milliseconds: status.lagMilliseconds(now: now) ?? 0)
+        return "\(status.lagIsLowerBound ? "≥" : "")\(entries) \(entries == 1 ? "entry" : "entries")\(age)"
+    }
+
+    private func statusJSON(_ status: PeerStatus, now: UInt64) -> JSON {
         func time(_ ms: UInt64?) -> JSON { .optional(ms.map { TimeFormat.iso(milliseconds: $0) }) }
         func number(_ value: UInt64?) -> JSON { value.map { .uint($0) } ?? .null }
         return .object([
@@ -103,7 +113,9 @@ struct StatusCommand: CairnCommand {
             ("last_connected_ms", number(status.lastConnectedMilliseconds)), ("last_connected", time(status.lastConnectedMilliseconds)),
             ("last_sync_ms", number(status.lastSyncMilliseconds)), ("last_sync", time(status.lastSyncMilliseconds)),
             ("heads_hlc", number(status.headsHLC?.rawValue)), ("heads_time", time(status.headsHLC?.wallMilliseconds)),
-            ("lag_ms", number(status.lagMilliseconds(behind: newest))),
+            ("lag_entries", status.lagEntries.map { .int($0) } ?? .null),
+            ("lag_entries_lower_bound", .bool(status.lagIsLowerBound)),
+            ("lag_ms", number(status.lagMilliseconds(now: now))),
             ("entries_sent", .int(status.entriesSent)), ("entries_received", .int(status.entriesReceived)),
             ("entries_rejected", .int(status.entriesRejected)), ("last_error", .optional(status.lastError)),
         ])

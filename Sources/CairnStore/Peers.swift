@@ -91,6 +91,17 @@ public struct PeerStatus: Sendable, Equatable {
     public var entriesRejected: Int64
     /// The last error of a session with it, if any.
     public var lastError: String?
+    /// How far this node is behind the peer, as last measured (every heads exchange, fetch
+    /// batch, push and reconciliation round): entries the peer holds that this node lacks, as
+    /// learned from its heads (a lower bound while a delta fetch runs) or a reconciliation
+    /// round's `need` (exact); `nil` before the first measurement.
+    public var lagEntries: Int64?
+    /// Whether ``lagEntries`` is only a lower bound (the peer's unknown heads, while a delta
+    /// fetch runs) rather than an exact count (a reconciliation round's `need`).
+    public var lagIsLowerBound = false
+    /// The HLC wall time (ms) of the oldest entry this node is known to lack from the peer;
+    /// `nil` when it lacks none (or the age is not known).
+    public var lagOldestMilliseconds: UInt64?
 
     /// A status with zero counters and nothing known yet.
     public init(identity: PublicKey, address: String, state: String) {
@@ -102,11 +113,12 @@ public struct PeerStatus: Sendable, Equatable {
         self.entriesRejected = 0
     }
 
-    /// How far the peer's heads trail `newest` (this node's newest head), in wall-clock
-    /// milliseconds, clamped at 0 (a peer ahead of us is not lagging); `nil` if it has not
-    /// advertised heads.
-    public func lagMilliseconds(behind newest: HLC) -> UInt64? {
-        headsHLC.map { newest.wallMilliseconds > $0.wallMilliseconds ? newest.wallMilliseconds - $0.wallMilliseconds : 0 }
+    /// How long this node has been behind the peer at `now` (wall-clock ms): the age of the
+    /// oldest entry it lacks, 0 when it lacks none, `nil` before the first measurement.
+    public func lagMilliseconds(now: UInt64) -> UInt64? {
+        guard let lagEntries else { return nil }
+        guard lagEntries > 0, let oldest = lagOldestMilliseconds else { return 0 }
+        return now > oldest ? now - oldest : 0
     }
 }
 
@@ -152,6 +164,8 @@ extension LogStore {
             optionalInteger(status.lastConnectedMilliseconds), optionalInteger(status.lastSyncMilliseconds),
             optionalInteger(status.headsHLC?.rawValue), .int(status.entriesSent), .int(status.entriesReceived),
             .int(status.entriesRejected), status.lastError.map { .text($0) } ?? .null,
+            status.lagEntries.map { .int($0) } ?? .null, optionalInteger(status.lagOldestMilliseconds),
+            .int(status.lagIsLowerBound ? 1 : 0),
         ]
         try database.writeTransaction { try database.prepare(Schema.upsertPeerStatus).bind(values).run() }
     }
@@ -185,6 +199,9 @@ extension LogStore {
         status.entriesReceived = s.int64(7)
         status.entriesRejected = s.int64(8)
         status.lastError = s.text(9)
+        status.lagEntries = s.isNull(10) ? nil : s.int64(10)
+        status.lagOldestMilliseconds = optional(11)
+        status.lagIsLowerBound = s.int64(12) != 0
         return status
     }
 

@@ -4,13 +4,14 @@
 enum Schema {
     /// Bumped whenever the tables change. An older file is brought up to date on open by
     /// ``migrations``; a newer one is refused rather than misread.
-    static let version: Int64 = 3
+    static let version: Int64 = 4
 
     /// The statements that take a file from schema version `n` (the key) to `n + 1`. Changes
     /// add tables or rebuild one with every row copied, so a migrated file loses nothing.
     static let migrations: [Int64: String] = [
         1: createPeerTables,
         2: createWritersTable + orphanPoolV3 + valueStoreV3 + pendingTablesV3,
+        3: addPeerLagColumns,
     ]
 
     static let pragmas = """
@@ -88,6 +89,7 @@ enum Schema {
         \(createValueStore)
         \(createPendingTables)
         \(orphanPoolV3)
+        \(addPeerLagColumns)
         """
 
     /// Schema version 3: the writer set, derived from `writer_events` by the writer-set rule.
@@ -323,19 +325,27 @@ enum Schema {
             last_error TEXT
         ) WITHOUT ROWID;
         """
+    /// Schema version 4: how far this node is behind each peer, as the sync service measured it.
+    static let addPeerLagColumns = """
+        ALTER TABLE peer_status ADD COLUMN lag_entries INTEGER;    -- entries the peer holds that this node lacks
+        ALTER TABLE peer_status ADD COLUMN lag_oldest_ms INTEGER;  -- wall time of the oldest of them (HLC ms)
+        ALTER TABLE peer_status ADD COLUMN lag_lower_bound INTEGER NOT NULL DEFAULT 0;  -- 1: lag_entries is a lower bound
+        """
     static let upsertPeer = "INSERT INTO peers(address, identity) VALUES(?1, ?2) ON CONFLICT(address) DO UPDATE SET identity = excluded.identity"
     static let deletePeer = "DELETE FROM peers WHERE address = ?1"
     static let peers = "SELECT address, identity FROM peers ORDER BY address"
     static let peerStatusColumns = """
-        identity, address, state, last_connected_ms, last_sync_ms, heads_hlc, entries_sent, entries_received, entries_rejected, last_error
+        identity, address, state, last_connected_ms, last_sync_ms, heads_hlc, entries_sent, entries_received, entries_rejected, last_error,
+        lag_entries, lag_oldest_ms, lag_lower_bound
         """
     static let upsertPeerStatus = """
-        INSERT INTO peer_status(\(peerStatusColumns)) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        INSERT INTO peer_status(\(peerStatusColumns)) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
         ON CONFLICT(identity) DO UPDATE SET
             address = excluded.address, state = excluded.state, last_connected_ms = excluded.last_connected_ms,
             last_sync_ms = excluded.last_sync_ms, heads_hlc = excluded.heads_hlc, entries_sent = excluded.entries_sent,
             entries_received = excluded.entries_received, entries_rejected = excluded.entries_rejected,
-            last_error = excluded.last_error
+            last_error = excluded.last_error, lag_entries = excluded.lag_entries, lag_oldest_ms = excluded.lag_oldest_ms,
+            lag_lower_bound = excluded.lag_lower_bound
         """
     static let peerStatuses = "SELECT \(peerStatusColumns) FROM peer_status ORDER BY identity"
     static let peerStatusByIdentity = "SELECT \(peerStatusColumns) FROM peer_status WHERE identity = ?1"

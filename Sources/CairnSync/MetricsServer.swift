@@ -1,21 +1,39 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
-/// Serves `GET /metrics` in the Prometheus text format over HTTP/1.1; anything else is a 404.
+/// Serves `GET /metrics` in the Prometheus text format and `GET /healthz` (a tiny JSON object,
+/// 200 while the node serves) over HTTP/1.1; anything else is a 404.
 enum MetricsServer {
-    /// Binds, then serves until the task is cancelled.
-    static func run(at address: HostPort, metrics: SyncMetrics, bound: @Sendable (Int) async -> Void) async throws {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// Metrics connections open at once.
+    static let maxConnections = 16
+    private static let open = Atomic<Int>(0)
+
+    /// Binds; the caller runs ``serve(_:)`` on the channel it gets.
+    static func bind(
+        at address: HostPort, metrics: SyncMetrics, health: @escaping @Sendable () -> String
+    ) async throws -> any Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // Scrapers are few: more connections than that are closed at once, so the
+                // metrics port cannot eat the node's descriptors.
+                guard MetricsServer.open.add(1, ordering: .relaxed).newValue <= MetricsServer.maxConnections else {
+                    MetricsServer.open.subtract(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in MetricsServer.open.subtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(MetricsHandler(metrics: metrics))
+                    try channel.pipeline.syncOperations.addHandler(MetricsHandler(metrics: metrics, health: health))
                 }
             }
             .bind(host: address.host, port: address.port).get()
-        await bound(channel.localAddress?.port ?? address.port)
+    }
+
+    /// Serves until the task is cancelled.
+    static func serve(_ channel: any Channel) async throws {
         try await withTaskCancellationHandler {
             try await channel.closeFuture.get()
         } onCancel: {
@@ -29,11 +47,15 @@ private final class MetricsHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let metrics: SyncMetrics
+    let health: @Sendable () -> String
     private var path = ""
     private var method = HTTPMethod.GET
     private var keepAlive = true
 
-    init(metrics: SyncMetrics) { self.metrics = metrics }
+    init(metrics: SyncMetrics, health: @escaping @Sendable () -> String) {
+        self.metrics = metrics
+        self.health = health
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -44,17 +66,28 @@ private final class MetricsHandler: ChannelInboundHandler {
         case .body:
             break
         case .end:
-            let found = method == .GET && (path == "/metrics" || path.hasPrefix("/metrics?"))
-            let body = found ? metrics.text() : "not found; try /metrics\n"
+            let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+            let status: HTTPResponseStatus
+            let body: String
+            let type: String
+            switch (method, route) {
+            case (.GET, "/metrics"):
+                (status, body, type) = (.ok, metrics.text(), "text/plain; version=0.0.4; charset=utf-8")
+            case (.GET, "/healthz"):
+                (status, body, type) = (.ok, health() + "\n", "application/json")
+            default:
+                (status, body, type) = (.notFound, "not found; try /metrics or /healthz\n", "text/plain")
+            }
             var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: found ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
+            headers.add(name: "Content-Type", value: type)
             headers.add(name: "Content-Length", value: "\(body.utf8.count)")
-            let head = HTTPResponseHead(version: .http1_1, status: found ? .ok : .notFound, headers: headers)
+            let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
             let closeAfter = !keepAlive
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [context] _ in
-                if closeAfter { context.close(promise: nil) }
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if closeAfter { channel.close(promise: nil) }
             }
         }
     }

@@ -80,6 +80,8 @@ actor PeerSession {
     /// Fetches, streams and reconciliation rounds in progress (the node waits for zero before merging).
     private(set) var activeWork = 0
     private var status: PeerStatus?
+    /// When ``noteLag(entries:exact:oldest:save:)`` last saved the status (wall ms).
+    private var lagSavedAt: UInt64 = 0
     private var failure: (any Error)?
     private var hasEnded = false
     private let jobs: AsyncStream<Job>
@@ -322,6 +324,7 @@ actor PeerSession {
         let quarantined = try await log.pendingIDs(among: tips.map(\.id).filter { !applied.contains($0) }).quarantined
         let unknown = tips.map(\.id).filter { !applied.contains($0) && !quarantined.contains($0) }
         if !unknown.isEmpty {
+            await noteLag(entries: unknown.count, exact: false, oldest: tips.filter { unknown.contains($0.id) }.map(\.hlc.wallMilliseconds).min())
             guard capabilities.contains(Self.deltaCapability) else {
                 metrics.reconcileFallback("no_delta")
                 return try await reconcileRound()
@@ -454,6 +457,7 @@ actor PeerSession {
         try await sender.enqueue(.entries(stream: stream.number, batch: batch, entries))
         known.insert(entries.compactMap(\.claimedID))
         metrics.entriesSent.increment(by: Int64(entries.count))
+        metrics.peerTraffic(peerLabel, sent: entries.count)
         status?.entriesSent += Int64(entries.count)
         if batch > UInt32(config.window) { try await waitForAck(stream: stream, batch: batch - UInt32(config.window)) }
     }
@@ -498,6 +502,7 @@ actor PeerSession {
         let report = try await log.insert(entries)
         known.insert(entries.compactMap(\.claimedID))
         metrics.entriesReceived.increment(by: Int64(report.applied.count))
+        metrics.peerTraffic(peerLabel, received: report.applied.count)
         metrics.entriesQuarantined.increment(by: Int64(report.quarantined.count))
         status?.entriesReceived += Int64(report.applied.count)
         status?.entriesRejected += Int64(report.rejected.count)
@@ -512,9 +517,10 @@ actor PeerSession {
         noteHeld(entries, report: report)
         if stream == 0, !report.applied.isEmpty, let last = entries.last, let entry = try? SignedEntry(bodyBytes: last.body, signature: last.signature) {
             let latency = Int64(SystemWallClock().nowMilliseconds()) - Int64(entry.hlc.wallMilliseconds)
-            if latency >= 0 { metrics.pushLatency.record(.milliseconds(latency)) }
+            if latency >= 0 { metrics.pushLatency.recordMilliseconds(latency) }
         }
-        if !report.applied.isEmpty { await node.noteActivity() }
+        if !report.applied.isEmpty { await node.noteReceived(report.applied.count) }
+        await lagAfterReceiving(entries, applied: report.applied.count, stream: stream, orphans: !report.orphaned.isEmpty)
         if !report.orphaned.isEmpty { try await requestMissingParents() }
     }
 
@@ -596,6 +602,7 @@ actor PeerSession {
         // lacking (the orphans' missing parents are among the needed ids if the peer has them).
         let pending = try await log.pendingIDs(among: need.ids)
         let needed = need.ids.filter { !pending.quarantined.contains($0) && !pending.orphaned.contains($0) }
+        await noteLag(entries: needed.count, exact: true, oldest: status?.lagOldestMilliseconds)
         for start in stride(from: 0, to: needed.count, by: 10_000) {
             let request = newRequestID()
             requests.expect(request)
@@ -634,6 +641,8 @@ actor PeerSession {
             theirRound = round
             lastTheirRound = round
         }
+        // A round trip counts on both sides: a node that only accepts peers answers rounds.
+        metrics.reconcileRounds.increment()
         metrics.reconcileBytesReceived.increment(by: Int64(query.count))
         let reply: [UInt8]
         do {
@@ -673,6 +682,7 @@ actor PeerSession {
         }
         known.insert(fresh.compactMap(\.claimedID))
         metrics.entriesSent.increment(by: Int64(fresh.count))
+        metrics.peerTraffic(peerLabel, sent: fresh.count)
         status?.entriesSent += Int64(fresh.count)
         do { try await sender.enqueue(.entries(stream: 0, batch: 0, fresh)) } catch { abort(error) }
     }
@@ -703,7 +713,48 @@ actor PeerSession {
     private func markSynced() async {
         status?.lastSyncMilliseconds = SystemWallClock().nowMilliseconds()
         if let identity { await node.noteHeld(held, by: identity) }
+        await noteLag(entries: 0, exact: true, oldest: nil, save: false)
         await saveStatus()
+    }
+
+    // MARK: - Lag: how far this node is behind the peer
+
+    /// The peer in metric labels: the first 16 hex digits of its node key.
+    private var peerLabel: String { identity.map { String($0.hex.prefix(16)) } ?? "unknown" }
+
+    /// Records what this node now knows it lacks from the peer: in the per-peer gauges, and in
+    /// peer_status (saved when the lag clears, else at most once a second from here).
+    private func noteLag(entries: Int, exact: Bool, oldest: UInt64?, save: Bool = true) async {
+        guard status != nil else { return }
+        let cleared = entries == 0 && (status?.lagEntries ?? 0) > 0
+        status?.lagEntries = Int64(entries)
+        status?.lagIsLowerBound = entries > 0 && !exact
+        status?.lagOldestMilliseconds = entries > 0 ? oldest : nil
+        let now = SystemWallClock().nowMilliseconds()
+        let seconds = Double(status?.lagMilliseconds(now: now) ?? 0) / 1000
+        metrics.peerLag(peerLabel, entries: entries, seconds: seconds)
+        if save, cleared || now >= lagSavedAt + 1000 {
+            lagSavedAt = now
+            await saveStatus()
+        }
+    }
+
+    /// After a batch: entries streamed for this node's own request (fetch, need) come parents
+    /// first, so what it still lacks is newer than the batch's last entry, and at least one
+    /// entry (the request's `done` clears the lag). A push that left no orphan leaves nothing
+    /// lacking when no request is in flight.
+    private func lagAfterReceiving(_ entries: [RawEntry], applied: Int, stream: UInt32, orphans: Bool) async {
+        let last = entries.last.flatMap { try? SignedEntry(bodyBytes: $0.body, signature: $0.signature) }?.hlc.wallMilliseconds
+        let lacking = Int(status?.lagEntries ?? 0)
+        let exact = !(status?.lagIsLowerBound ?? false)
+        if stream == 0 {
+            if !orphans && activeWork == 0 && lacking > 0 { await noteLag(entries: 0, exact: true, oldest: nil) }
+        } else if stream < 0x8000_0000 {
+            // Still at least one: the request's `done` says when nothing is left.
+            await noteLag(entries: max(lacking - applied, 1), exact: exact && lacking - applied >= 1, oldest: last ?? status?.lagOldestMilliseconds)
+        } else if applied > 0, lacking > 0 {
+            await noteLag(entries: max(lacking - applied, 0), exact: exact, oldest: last ?? status?.lagOldestMilliseconds)
+        }
     }
 
     private func saveStatus() async {

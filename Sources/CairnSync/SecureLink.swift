@@ -12,6 +12,7 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
     case malformedFrame(String)
     case malformedMessage(WireError)
     case timedOut
+    case handshakeTimedOut
     case closedDuringHandshake
     case unexpectedMessage(String)
     case wrongLog(Hash32)
@@ -37,6 +38,7 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
         case .malformedFrame(let why): "malformed frame: \(why)"
         case .malformedMessage(let e): "malformed message: \(e)"
         case .timedOut: "peer stalled past the timeout"
+        case .handshakeTimedOut: "no completed handshake before the deadline"
         case .closedDuringHandshake: "connection closed during the handshake"
         case .unexpectedMessage(let what): "unexpected message: \(what)"
         case .wrongLog(let id): "peer holds another log (\(id.shortHex()))"
@@ -54,6 +56,15 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether the peer reached us but failed to prove it holds the network secret (worth a
+    /// warning: a misconfigured node), as opposed to a connection that merely went away.
+    var isAuthenticationFailure: Bool {
+        switch self {
+        case .handshakeFailed, .notAllowed: true  // an operator wants to see who was turned away
+        default: false
+        }
+    }
+
     /// A short label for metrics.
     var label: String {
         switch self {
@@ -61,6 +72,7 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
         case .undecryptableFrame: "undecryptable"
         case .malformedFrame, .malformedMessage: "malformed"
         case .timedOut: "timeout"
+        case .handshakeTimedOut: "handshake_timeout"
         case .closedDuringHandshake: "closed"
         case .unexpectedMessage, .protocolViolation: "protocol"
         case .wrongLog: "wrong_log"
@@ -167,7 +179,7 @@ actor FrameSender {
         let previous = tail
         let outbound = outbound
         let task = Task {
-            defer { Task { await self.written(size) } }
+            defer { self.written(size) }
             _ = await previous?.result
             try await outbound.write(contentsOf: frames)
         }

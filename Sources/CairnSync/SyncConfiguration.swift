@@ -2,6 +2,7 @@ import CairnCore
 import CairnStore
 import Cairn
 import CairnReconcile
+import CoreMetrics
 
 /// How a ``SyncNode`` listens, whom it dials, and its timings and limits.
 ///
@@ -15,7 +16,8 @@ public struct SyncConfiguration: Sendable {
     public var peers: [PeerAddress] = []
     /// Pause between anti-entropy (RBSR) rounds with each peer; each pause is jittered ±20%.
     public var reconcileInterval: Duration = .seconds(30)
-    /// A peer silent this long (no frame, not even a ping) is dropped; also bounds the handshake.
+    /// A peer silent this long (no frame, not even a ping) is dropped (the handshake has its own
+    /// deadline, ``handshakeTimeout``).
     public var idleTimeout: Duration = .seconds(30)
     /// How often the node checks its database for entries written by anyone (this process, the
     /// CLI, an embedding app) to push.
@@ -55,6 +57,16 @@ public struct SyncConfiguration: Sendable {
     public var fastPath = true
     /// Bytes a slow peer may have queued before its live pushes are dropped (RBSR repairs).
     public var maxQueuedBytes = 16 << 20
+    /// Inbound connections open at once, in all and from one IP address; more are closed as
+    /// soon as they are accepted. The total is also capped by the descriptor limit
+    /// (`RLIMIT_NOFILE`), keeping a reserve for the database, dialing and metrics.
+    public var maxInboundConnections = 256
+    public var maxInboundConnectionsPerAddress = 8
+    /// A connection that has not completed the Noise handshake this long after it opened is
+    /// closed (unauthenticated connections must not hold descriptors).
+    public var handshakeTimeout: Duration = .seconds(5)
+    /// Where the node records its metrics (swift-metrics); `nil`: `MetricsSystem.factory`.
+    public var metricsFactory: (any MetricsFactory)?
 
     public init(listen: String? = nil, peers: [PeerAddress] = []) {
         self.listen = listen

@@ -2,10 +2,18 @@ import CairnCore
 import CairnStore
 import Cairn
 import CairnNoise
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A sync node: keeps a ``CairnLog`` in step with its peers. `cairn serve` runs one; a storage
 /// engine can run one in-process.
@@ -30,8 +38,18 @@ public actor SyncNode: Service {
     /// The log this node syncs.
     public nonisolated let log: CairnLog
     public nonisolated let configuration: SyncConfiguration
-    /// Counters and gauges (Prometheus text via ``SyncMetrics/text()``).
-    public nonisolated let metrics = SyncMetrics()
+    /// Counters, gauges and timers, recorded into ``SyncConfiguration/metricsFactory`` (Prometheus
+    /// text via ``SyncMetrics/text()`` when that is a `PrometheusMetricsFactory`).
+    public nonisolated let metrics: SyncMetrics
+    /// Inbound connections open now, in all and by IP address.
+    private nonisolated let inbound: InboundLimiter
+    /// What `GET /healthz` reports.
+    private nonisolated let health = Health()
+    /// Entries received recently, for the catch-up progress log.
+    private var catchUp: CatchUpProgress?
+    /// The configured peers and handshake deadline as last (re)loaded (``reload(_:)``).
+    private var configuredPeers: [PeerAddress]
+    private var handshakeTimeout: Duration
     nonisolated let logger: Logger
     private nonisolated let staticKey: NoiseKeyPair
     private nonisolated let networkSecret: [UInt8]
@@ -63,6 +81,12 @@ public actor SyncNode: Service {
         self.logger = logger
         self.networkSecret = try log.networkSecret()
         self.staticKey = log.signingKey.noiseStaticKey
+        self.metrics = SyncMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        self.inbound = InboundLimiter(
+            total: InboundLimiter.cappedByDescriptors(configuration.maxInboundConnections),
+            perAddress: configuration.maxInboundConnectionsPerAddress)
+        self.configuredPeers = configuration.peers
+        self.handshakeTimeout = configuration.handshakeTimeout
         self.listenAddress = try configuration.listen.map { try HostPort(parsing: $0) }
         self.metricsAddress = try configuration.metricsListen.map { try HostPort(parsing: $0) }
         for peer in configuration.peers { _ = try HostPort(parsing: peer.address) }
@@ -81,21 +105,31 @@ public actor SyncNode: Service {
         logger.info("sync node stopped")
     }
 
+    /// Binds every listener first (the sync port, then metrics), and only then reports the
+    /// node as listening: a node that cannot bind one of them fails with ``SyncNodeError``.
     private func runTasks() async throws {
+        var server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>?
+        if let listenAddress { server = try await bind(listenAddress) }
+        var metricsChannel: (any Channel)?
+        if let metricsAddress {
+            do {
+                let node = log.nodeKey.hex
+                metricsChannel = try await MetricsServer.bind(at: metricsAddress, metrics: metrics) { [health] in health.json(node: node) }
+            } catch {
+                try? await server?.channel.close()
+                throw SyncNodeError.cannotBind(what: "metrics", address: metricsAddress.description, reason: describe(error))
+            }
+            metricsBound(metricsChannel?.localAddress?.port ?? metricsAddress.port)
+        }
+        listening(server?.channel.localAddress?.port ?? listenAddress?.port)
         try await withThrowingDiscardingTaskGroup { group in
-            if let listenAddress {
-                let server = try await bind(listenAddress)
-                group.addTask { try await self.acceptPeers(server) }
-            }
-            if let metricsAddress {
-                group.addTask {
-                    try await MetricsServer.run(at: metricsAddress, metrics: self.metrics) { await self.metricsBound($0) }
-                }
-            }
+            if let server { group.addTask { try await self.acceptPeers(server) } }
+            if let metricsChannel { group.addTask { try await MetricsServer.serve(metricsChannel) } }
             group.addTask { try await self.dialPeers() }
             group.addTask { try await self.pushNewEntries() }
             group.addTask { try await self.mergeWhenSettled() }
             group.addTask { try await self.maintain() }
+            group.addTask { try await self.reportCatchUp() }
         }
     }
 
@@ -110,6 +144,7 @@ public actor SyncNode: Service {
 
     private func stop() {
         stopped = true
+        health.state.withLock { $0.serving = false }
         for waiter in portWaiters { waiter.resume(throwing: CancellationError()) }
         portWaiters = []
     }
@@ -124,16 +159,39 @@ public actor SyncNode: Service {
 
     private func bind(_ address: HostPort) async throws -> NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never> {
         let timeout = TimeAmount.milliseconds(configuration.idleTimeout.milliseconds)
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: address.host, port: address.port) { configureSyncChannel($0, readTimeout: timeout) }
-        let bound = server.channel.localAddress?.port ?? address.port
+        let monitor = AcceptErrorMonitor(logger: logger, metrics: metrics)
+        do {
+            return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                // Sits before NIO's AcceptBackoffHandler, which pauses accepting for a second
+                // after an accept error (EMFILE, ENFILE) but does not report it.
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(monitor) }
+                }
+                .serverChannelOption(.maxMessagesPerRead, value: 4)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                // Accepted connections wait in a short queue: NIO stops accepting while the
+                // accept loop is behind, so descriptors are only taken as fast as they are vetted.
+                .bind(host: address.host, port: address.port, serverBackPressureStrategy: .init(lowWatermark: 1, highWatermark: 4)) {
+                    configureSyncChannel($0, readTimeout: timeout)
+                }
+        } catch {
+            throw SyncNodeError.cannotBind(what: "sync", address: address.description, reason: describe(error))
+        }
+    }
+
+    /// Every listener is bound: wake ``listeningPort()`` callers and report healthy.
+    private func listening(_ bound: Int?) {
+        health.state.withLock { $0.serving = true }
+        guard let bound else { return }
         port = bound
         for waiter in portWaiters { waiter.resume(returning: bound) }
         portWaiters = []
-        logger.info("listening", metadata: ["address": "\(address.host):\(bound)", "node": "\(log.nodeKey.hex)"])
-        return server
+        logger.info("listening", metadata: [
+            "address": "\(listenAddress?.host ?? "?"):\(bound)",
+            "node": "\(log.nodeKey.hex)",
+            "max_inbound": "\(inbound.total)",
+        ])
     }
 
     private func metricsBound(_ port: Int) {
@@ -141,12 +199,35 @@ public actor SyncNode: Service {
         logger.info("serving metrics", metadata: ["port": "\(port)"])
     }
 
+    /// Accepts peers. Connections over ``SyncConfiguration/maxInboundConnections`` (in all, or
+    /// from one IP address) are closed at once; each admitted one must finish its handshake
+    /// within ``SyncConfiguration/handshakeTimeout``.
     private nonisolated func acceptPeers(_ server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) async throws {
-        try await server.executeThenClose { inbound in
+        try await server.executeThenClose { accepted in
             try await withThrowingDiscardingTaskGroup { group in
-                for try await channel in inbound {
-                    let address = channel.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-                    group.addTask { _ = await self.runConnection(channel, isDialer: false, address: address, pinned: nil) }
+                for try await channel in accepted {
+                    let remote = channel.channel.remoteAddress
+                    let ip = remote?.ipAddress ?? "?"
+                    let address = remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+                    guard inbound.admit(ip) else {
+                        // Closed before the next accept (so refused connections never pile up
+                        // descriptors), through executeThenClose: a dropped NIOAsyncChannel traps.
+                        try? await channel.executeThenClose { _, _ in }
+                        metrics.inboundRefused.increment()
+                        if let refused = inbound.refusalToReport() {
+                            logger.warning("inbound connection limit reached; closing new connections", metadata: [
+                                "refused": "\(refused)", "open": "\(inbound.open)", "limit": "\(inbound.total)",
+                                "per_address_limit": "\(inbound.perAddress)",
+                            ])
+                        }
+                        continue
+                    }
+                    metrics.inboundConnections.record(inbound.open)
+                    group.addTask {
+                        _ = await self.runConnection(channel, isDialer: false, address: address, pinned: nil)
+                        self.inbound.release(ip)
+                        self.metrics.inboundConnections.record(self.inbound.open)
+                    }
                 }
             }
         }
@@ -171,7 +252,7 @@ public actor SyncNode: Service {
 
     private func wantedPeers() async throws -> [PeerAddress] {
         var seen = Set<String>()
-        return (configuration.peers + (try await log.peers())).filter { seen.insert($0.address).inserted }
+        return (configuredPeers + (try await log.peers())).filter { seen.insert($0.address).inserted }
     }
 
     private func dialerEnded(_ address: String) { dialers.remove(address) }
@@ -231,13 +312,25 @@ public actor SyncNode: Service {
     private nonisolated func runConnection(
         _ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, isDialer: Bool, address: String, pinned: PublicKey?
     ) async -> ConnectionOutcome {
-        let number = await nextConnection()
+        let (number, handshakeTimeout) = await nextConnection()
         var outcome = ConnectionOutcome()
+        let opened = ContinuousClock.now
+        // Unauthenticated connections must not hold a descriptor for long: close the channel
+        // if the handshake is not over by the deadline.
+        let deadline = channel.channel.eventLoop.scheduleTask(in: .milliseconds(handshakeTimeout.milliseconds)) {
+            channel.channel.close(promise: nil)
+        }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 var iterator = inbound.makeAsyncIterator()
-                let (transport, remoteStatic) = try await noiseHandshake(
-                    initiator: isDialer, staticKey: staticKey, psk: networkSecret, inbound: &iterator, outbound: outbound)
+                let (transport, remoteStatic): (NoiseTransport, [UInt8])
+                do {
+                    (transport, remoteStatic) = try await noiseHandshake(
+                        initiator: isDialer, staticKey: staticKey, psk: networkSecret, inbound: &iterator, outbound: outbound)
+                } catch where ContinuousClock.now - opened >= handshakeTimeout {
+                    throw SessionError.handshakeTimedOut
+                }
+                deadline.cancel()
                 var receiver = FrameReceiver(cipher: transport.receiver, inbound: iterator, maxMessageBytes: configuration.maxMessageBytes)
                 let session = PeerSession(
                     connection: number, isDialer: isDialer, address: address, remoteStatic: remoteStatic, pinned: pinned,
@@ -253,30 +346,82 @@ public actor SyncNode: Service {
             }
         } catch {
             outcome.error = error
-            report(error, address: address)
         }
+        deadline.cancel()
+        report(outcome, address: address, isDialer: isDialer, opened: opened)
         return outcome
     }
 
-    private nonisolated func report(_ error: any Error, address: String) {
-        switch error {
+    /// Logs why a connection ended: one info line per session (`session closed`, with the
+    /// reason and how long it lasted), a warning when the peer was at fault. Connections that
+    /// never authenticated are logged at debug level only (a flood of them must not flood the
+    /// log; `cairn_sessions_dropped_total` counts them).
+    private nonisolated func report(_ outcome: ConnectionOutcome, address: String, isDialer: Bool, opened: ContinuousClock.Instant) {
+        let seconds = Double((ContinuousClock.now - opened).milliseconds) / 1000
+        var metadata: Logger.Metadata = [
+            "peer": "\(outcome.identity.map { "\($0.hex.prefix(12))@" } ?? "")\(address)", "dialer": "\(isDialer)",
+            "duration_s": "\(seconds)",
+        ]
+        let authenticated = outcome.identity != nil
+        switch outcome.error {
+        case nil:
+            metadata["reason"] = "connection closed"
+            logger.info("session closed", metadata: metadata)
         case let error as SessionError where error == .duplicateConnection:
-            logger.debug("closed a duplicate connection", metadata: ["peer": "\(address)"])
+            metadata["reason"] = "\(error)"
+            logger.debug("closed a duplicate connection", metadata: metadata)
         case let error as SessionError:
             metrics.dropped(error.label)
-            logger.warning("dropped peer", metadata: ["peer": "\(address)", "reason": "\(error)"])
+            metadata["reason"] = "\(error)"
+            if authenticated || isDialer || error.isAuthenticationFailure {
+                logger.warning("dropped peer", metadata: metadata)
+            } else {
+                logger.debug("dropped unauthenticated connection", metadata: metadata)
+            }
         case is CancellationError:
-            break
+            metadata["reason"] = "node stopping"
+            if authenticated { logger.info("session closed", metadata: metadata) }
         case let error as ChannelError where error == .eof || error == .ioOnClosedChannel || error == .alreadyClosed:
-            logger.info("peer disconnected", metadata: ["peer": "\(address)"])
-        default:
-            logger.info("session ended", metadata: ["peer": "\(address)", "error": "\(error)"])
+            metadata["reason"] = "connection closed"
+            if authenticated { logger.info("session closed", metadata: metadata) } else { logger.debug("connection closed before the handshake", metadata: metadata) }
+        case let error?:
+            metadata["reason"] = "\(error)"
+            if authenticated { logger.info("session closed", metadata: metadata) } else { logger.debug("connection failed", metadata: metadata) }
         }
     }
 
-    private func nextConnection() -> Int {
+    private func nextConnection() -> (number: Int, handshakeTimeout: Duration) {
         connections += 1
-        return connections
+        return (connections, handshakeTimeout)
+    }
+
+    /// Applies what may change while the node runs (`cairn serve` on SIGHUP): the configured
+    /// peers (dialers of removed ones stop, new ones start within a second), the inbound
+    /// connection limits and the handshake deadline. Other settings take effect at the next
+    /// start; a change to them is logged. Returns the names of the settings that changed.
+    @discardableResult
+    public func reload(_ new: SyncConfiguration) -> [String] {
+        var changed: [String] = []
+        if new.peers != configuredPeers {
+            configuredPeers = new.peers
+            changed.append("peers")
+        }
+        if new.handshakeTimeout != handshakeTimeout {
+            handshakeTimeout = new.handshakeTimeout
+            changed.append("handshake timeout")
+        }
+        let total = InboundLimiter.cappedByDescriptors(new.maxInboundConnections)
+        if total != inbound.total || new.maxInboundConnectionsPerAddress != inbound.perAddress {
+            inbound.setLimits(total: total, perAddress: new.maxInboundConnectionsPerAddress)
+            changed.append("inbound limits")
+        }
+        let old = configuration
+        if new.listen != old.listen || new.metricsListen != old.metricsListen || new.reconcileInterval != old.reconcileInterval
+            || new.idleTimeout != old.idleTimeout || new.mergeSettle != old.mergeSettle
+        {
+            logger.notice("listen, metrics and timing changes take effect when the node restarts")
+        }
+        return changed
     }
 
     /// Registers a session whose hello checked out. Of two sessions with one peer, the one
@@ -290,14 +435,16 @@ public actor SyncNode: Service {
             await existing.terminate("replaced by a newer connection")
         }
         sessions[identity] = session
-        metrics.peersConnected.set(Double(sessions.count))
+        metrics.peersConnected.record(sessions.count)
+        health.state.withLock { $0.peers = sessions.count }
         return true
     }
 
     func unregister(_ session: PeerSession) async {
         guard let identity = await session.identity, sessions[identity] === session else { return }
         sessions[identity] = nil
-        metrics.peersConnected.set(Double(sessions.count))
+        metrics.peersConnected.record(sessions.count)
+        health.state.withLock { $0.peers = sessions.count }
     }
 
     /// Called when entries arrive: merges wait until traffic settles.
@@ -318,6 +465,43 @@ public actor SyncNode: Service {
     func held(by identity: PublicKey) -> HeldEntries { heldByPeer[identity] ?? HeldEntries() }
 
     func noteHeld(_ held: HeldEntries, by identity: PublicKey) { heldByPeer[identity] = held }
+
+    /// Called when a batch from a peer was applied: merges wait until traffic settles, and a
+    /// catch-up's progress is logged.
+    func noteReceived(_ count: Int) {
+        lastActivity = .now
+        guard count > 0 else { return }
+        let now = ContinuousClock.now
+        var progress = catchUp ?? CatchUpProgress(started: now)
+        progress.entries += count
+        progress.last = now
+        catchUp = progress
+    }
+
+    /// Logs a catch-up's progress every 10,000 entries or 5 s, and its completion (no entries
+    /// for a second) with the count and the rate. Small trickles (pushes) are not logged.
+    private func reportCatchUp() async throws {
+        while true {
+            try await Task.sleep(for: .milliseconds(250))
+            guard var progress = catchUp else { continue }
+            let now = ContinuousClock.now
+            let elapsed = max(0.001, Double((now - progress.started).milliseconds) / 1000)
+            let rate = Int(Double(progress.entries) / elapsed)
+            if now - progress.last >= .seconds(1) {
+                if progress.entries >= CatchUpProgress.minimum {
+                    logger.info("caught up", metadata: ["entries": "\(progress.entries)", "seconds": "\(elapsed)", "per_second": "\(rate)"])
+                }
+                catchUp = nil
+            } else if progress.entries >= CatchUpProgress.minimum,
+                progress.entries - progress.reported >= 10_000 || now - progress.reportedAt >= .seconds(5)
+            {
+                logger.info("catching up", metadata: ["entries": "\(progress.entries)", "seconds": "\(elapsed)", "per_second": "\(rate)"])
+                progress.reported = progress.entries
+                progress.reportedAt = now
+                catchUp = progress
+            }
+        }
+    }
 
     // MARK: - Push, merge, upkeep
 
@@ -355,7 +539,7 @@ public actor SyncNode: Service {
         while true {
             try await Task.sleep(for: settle)
             let heads = try await log.heads()
-            metrics.heads.set(Double(heads.count))
+            metrics.heads.record(heads.count)
             guard heads.count > 1 else {
                 diverged = nil
                 continue
@@ -401,7 +585,7 @@ public actor SyncNode: Service {
         do {
             let written = try await log.write([])
             guard !written.isEmpty else { return }
-            metrics.mergesWritten.increment(by: Int64(written.count))
+            metrics.mergesWritten.increment(by: written.count)
             logger.info("merged diverged heads", metadata: ["heads": "\(heads)", "merge": "\(written.last!.id.shortHex())"])
         } catch {
             logger.debug("could not write a merge entry (read-only node?)", metadata: ["error": "\(error)"])
@@ -426,3 +610,171 @@ public actor SyncNode: Service {
     }
 }
 
+
+/// Why a ``SyncNode`` could not run.
+public enum SyncNodeError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A listener (`sync` or `metrics`) could not be bound.
+    case cannotBind(what: String, address: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotBind(let what, let address, let reason): "cannot listen on \(address) (\(what)): \(reason)"
+        }
+    }
+}
+
+/// An error as one short phrase: the system's text for an errno.
+func describe(_ error: any Error) -> String {
+    if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+    return "\(error)"
+}
+
+/// What `GET /healthz` answers.
+final class Health: Sendable {
+    struct State {
+        var serving = false
+        var peers = 0
+    }
+
+    let state = Mutex(State())
+
+    func json(node: String) -> String {
+        let (serving, peers) = state.withLock { ($0.serving, $0.peers) }
+        return #"{"status":"\#(serving ? "serving" : "stopping")","node":"\#(node)","peers":\#(peers)}"#
+    }
+}
+
+/// Entries received since a catch-up began, for its progress log.
+struct CatchUpProgress {
+    /// Fewer entries than this in one burst is ordinary push traffic, not a catch-up.
+    static let minimum = 1000
+    let started: ContinuousClock.Instant
+    var last: ContinuousClock.Instant
+    var entries = 0
+    var reported = 0
+    var reportedAt: ContinuousClock.Instant
+
+    init(started: ContinuousClock.Instant) {
+        self.started = started
+        self.last = started
+        self.reportedAt = started
+    }
+}
+
+/// Counts inbound connections, in all and per IP address, against their limits. Synchronous
+/// (a mutex), so the accept loop never waits on the node actor.
+final class InboundLimiter: Sendable {
+    private let state: Mutex<State>
+
+    private struct State {
+        var total: Int
+        var perAddress: Int
+        var open = 0
+        var byAddress: [String: Int] = [:]
+        var refused = 0
+        var reportedAt: ContinuousClock.Instant?
+    }
+
+    init(total: Int, perAddress: Int) {
+        state = Mutex(State(total: max(1, total), perAddress: max(1, perAddress)))
+    }
+
+    var total: Int { state.withLock { $0.total } }
+    var perAddress: Int { state.withLock { $0.perAddress } }
+
+    /// New limits; connections already open stay open.
+    func setLimits(total: Int, perAddress: Int) {
+        state.withLock {
+            $0.total = max(1, total)
+            $0.perAddress = max(1, perAddress)
+        }
+    }
+
+    /// Descriptors kept free for the database, dialing peers, the metrics server and NIO.
+    static let reservedDescriptors = 48
+
+    /// `limit`, lowered to fit the process's descriptor limit (`RLIMIT_NOFILE`) minus
+    /// ``reservedDescriptors``: beyond that, accepting would starve everything else.
+    static func cappedByDescriptors(_ limit: Int) -> Int {
+        var limits = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0, limits.rlim_cur != rlim_t.max else { return limit }
+        return max(1, min(limit, Int(clamping: limits.rlim_cur) - reservedDescriptors))
+    }
+
+    var open: Int { state.withLock { $0.open } }
+
+    /// Takes a slot for a connection from `address`, or says there is none.
+    func admit(_ address: String) -> Bool {
+        state.withLock { state in
+            guard state.open < state.total, state.byAddress[address, default: 0] < state.perAddress else {
+                state.refused += 1
+                return false
+            }
+            state.open += 1
+            state.byAddress[address, default: 0] += 1
+            return true
+        }
+    }
+
+    func release(_ address: String) {
+        state.withLock { state in
+            state.open -= 1
+            let left = state.byAddress[address, default: 1] - 1
+            state.byAddress[address] = left > 0 ? left : nil
+        }
+    }
+
+    /// The connections refused since the last report, at most once every 10 s.
+    func refusalToReport() -> Int? {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            if let last = state.reportedAt, now - last < .seconds(10) { return nil }
+            state.reportedAt = now
+            defer { state.refused = 0 }
+            return state.refused
+        }
+    }
+}
+
+/// Sees accept errors on the listening channel before NIO's `AcceptBackoffHandler` (which pauses
+/// accepting for a while and swallows them): logs running out of descriptors (at most every 10 s)
+/// and counts every accept error in `cairn_accept_errors_total`.
+final class AcceptErrorMonitor: ChannelInboundHandler, Sendable {
+    typealias InboundIn = any Channel
+
+    private let logger: Logger
+    private let metrics: SyncMetrics
+    private let lastReport = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(logger: Logger, metrics: SyncMetrics) {
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        metrics.acceptErrors.increment()
+        let due = lastReport.withLock { last in
+            let now = ContinuousClock.now
+            if let last, now - last < .seconds(10) { return false }
+            last = now
+            return true
+        }
+        if due {
+            if let error = error as? IOError, error.errnoCode == EMFILE || error.errnoCode == ENFILE {
+                logger.error("out of file descriptors: cannot accept connections; pausing accepts", metadata: [
+                    "error": "\(describe(error))", "limit": "\(descriptorLimit())",
+                ])
+            } else {
+                logger.warning("accept failed", metadata: ["error": "\(describe(error))"])
+            }
+        }
+        context.fireErrorCaught(error)
+    }
+}
+
+/// The process's soft descriptor limit, for log lines.
+func descriptorLimit() -> String {
+    var limits = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0 else { return "?" }
+    return limits.rlim_cur == rlim_t.max ? "unlimited" : "\(limits.rlim_cur)"
+}

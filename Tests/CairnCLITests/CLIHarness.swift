@@ -48,8 +48,11 @@ enum CLI {
     /// Runs `cairn args…` to completion; stdout and stderr go through files, so neither can
     /// fill up and block the child.
     /// `executable` and `prefix` run it through another program (`setpriv … cairn args…`).
+    /// With `timeout`, a child still running after that many seconds is killed (SIGKILL:
+    /// status 9), so a command expected to fail cannot hang a test.
     static func run(
-        _ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:], executable: String = binary, prefix: [String] = []
+        _ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:], executable: String = binary, prefix: [String] = [],
+        timeout: Double? = nil
     ) throws -> Result {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-io-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -75,13 +78,32 @@ enum CLI {
             process.standardInput = FileHandle.nullDevice
         }
         try process.run()
-        process.waitUntilExit()
+        if let timeout {
+            let pid = process.processIdentifier
+            let exited = ExitFlag()
+            defer { exited.set() }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                exited.ifNotSet { kill(pid, SIGKILL) }
+            }
+            process.waitUntilExit()
+        } else {
+            process.waitUntilExit()
+        }
         try outHandle.close()
         try errHandle.close()
         return Result(
             status: process.terminationStatus, stdoutData: try Data(contentsOf: outURL),
             stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
     }
+}
+
+/// Set once a child has exited, so a timer never signals a reused PID.
+final class ExitFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+
+    func set() { lock.withLock { done = true } }
+    func ifNotSet(_ action: () -> Void) { lock.withLock { if !done { action() } } }
 }
 
 /// A temporary directory holding one or more data directories; removed when dropped.

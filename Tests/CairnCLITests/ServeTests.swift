@@ -13,12 +13,24 @@ struct ServeTests {
         let address: String
         private let stderrURL: URL
 
-        init(_ node: Node, arguments: [String] = []) throws {
+        /// `descriptorLimit` runs it under `ulimit -n` (through `/bin/sh`); `environment` is added
+        /// to the test's own.
+        init(_ node: Node, arguments: [String] = [], descriptorLimit: Int? = nil, environment: [String: String] = [:]) throws {
             stderrURL = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-serve-\(UUID().uuidString).err")
             _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
             let output = Pipe()
-            process.executableURL = URL(fileURLWithPath: CLI.binary)
-            process.arguments = ["--data-dir", node.dataDir, "serve", "--listen", "127.0.0.1:0", "--reconcile-interval", "1"] + arguments
+            let serve = ["--data-dir", node.dataDir, "serve", "--listen", "127.0.0.1:0", "--reconcile-interval", "1"] + arguments
+            if let descriptorLimit {
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", CLI.binary] + serve
+            } else {
+                process.executableURL = URL(fileURLWithPath: CLI.binary)
+                process.arguments = serve
+            }
+            var env = ProcessInfo.processInfo.environment
+            env.removeValue(forKey: "CAIRN_DIR")
+            env.merge(environment) { $1 }
+            process.environment = env
             process.standardOutput = output
             process.standardError = try FileHandle(forWritingTo: stderrURL)
             process.standardInput = FileHandle.nullDevice

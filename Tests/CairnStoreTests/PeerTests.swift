@@ -92,14 +92,25 @@ import Testing
         #expect(try node.peerStatus(identity: key(5).publicKey) == fresh)
     }
 
-    @Test func lagIsOurNewestHeadMinusTheirsClampedAtZero() {
+    /// Lag is this node's: how long it has lacked the oldest entry it knows the peer holds; 0
+    /// when it lacks nothing, whatever the heads' times.
+    @Test func lagIsTheAgeOfTheOldestEntryThisNodeLacks() throws {
         var status = PeerStatus(identity: key(5).publicKey, address: "a:1", state: "connected")
-        let ours = HLC(wallMilliseconds: 10_000, counter: 2)
-        #expect(status.lagMilliseconds(behind: ours) == nil)
-        status.headsHLC = HLC(wallMilliseconds: 7_500, counter: 9)
-        #expect(status.lagMilliseconds(behind: ours) == 2_500)
-        status.headsHLC = HLC(wallMilliseconds: 12_000, counter: 0)
-        #expect(status.lagMilliseconds(behind: ours) == 0)
+        #expect(status.lagMilliseconds(now: 10_000) == nil)
+        status.headsHLC = HLC(wallMilliseconds: 1_000, counter: 0)
+        status.lagEntries = 0
+        #expect(status.lagMilliseconds(now: 10_000) == 0)
+        status.lagEntries = 53_000
+        status.lagOldestMilliseconds = 7_500
+        #expect(status.lagMilliseconds(now: 10_000) == 2_500)
+        #expect(status.lagMilliseconds(now: 7_000) == 0)
+        // Stored and read back, with whether the count is only a lower bound.
+        status.lagIsLowerBound = true
+        let log = TestLog()
+        defer { log.cleanup() }
+        let node = try log.node()
+        try node.savePeerStatus(status)
+        #expect(try node.peerStatus(identity: status.identity) == status)
     }
 
     @Test func aVersionOneFileGainsThePeerTablesOnOpen() throws {
@@ -121,7 +132,7 @@ import Testing
         #expect(try schemaVersion(path) == 1)
         // A read-write open migrates it, keeping everything.
         let reopened = try LogStore.open(path: path, options: log.options)
-        #expect(try schemaVersion(path) == 3)
+        #expect(try schemaVersion(path) == 4)
         #expect(try reopened.heads() == heads)
         #expect(try reopened.writers().map(\.key) == [log.admin.publicKey], "the writer set is derived on migration")
         #expect(try reopened.peers().isEmpty)
@@ -135,8 +146,8 @@ import Testing
         defer { log.cleanup() }
         let path = log.directory.appendingPathComponent("new.db").path
         _ = try LogStore.create(path: path, genesis: log.genesis, options: log.options)
-        try Database(path: path, mode: .readWrite).execute("UPDATE meta SET value = 4 WHERE name = 'schema_version'")
-        #expect(throws: StoreError.unsupportedSchema(found: 4, expected: 3)) { try LogStore.open(path: path) }
+        try Database(path: path, mode: .readWrite).execute("UPDATE meta SET value = 5 WHERE name = 'schema_version'")
+        #expect(throws: StoreError.unsupportedSchema(found: 5, expected: 4)) { try LogStore.open(path: path) }
     }
 
     private func schemaVersion(_ path: String) throws -> Int64 {

@@ -123,6 +123,9 @@ import Testing
                 DROP INDEX orphan_waits_orphan;
                 DELETE FROM meta WHERE name = 'orphan_count';
                 DROP TABLE writers;
+                ALTER TABLE peer_status DROP COLUMN lag_entries;
+                ALTER TABLE peer_status DROP COLUMN lag_oldest_ms;
+                ALTER TABLE peer_status DROP COLUMN lag_lower_bound;
                 UPDATE meta SET value = 2 WHERE name = 'schema_version';
                 """)
         }

@@ -82,7 +82,7 @@ func randomWriterDAG(_ rng: inout SplitMix64, steps: Int) throws -> (TestLog, [R
             let write: LocalWrite = Int.random(in: 0..<4, using: &rng) == 0
                 ? .delete(bucket: "b", key: key) : .put(bucket: "b", key: key, value: Array("\(rng.next() % 1000)".utf8))
             _ = try? node.append([write], signer: signer)
-        case 4, 5 where isAdmin:
+        case 4 where isAdmin, 5 where isAdmin:
             let grantee = keys[Int.random(in: 0..<keys.count, using: &rng)]
             let role: Role = Bool.random(using: &rng) ? .admin : .writer
             _ = try? node.append([.other(.addWriter(WriterGrant(key: grantee.publicKey, role: role)))], signer: signer)

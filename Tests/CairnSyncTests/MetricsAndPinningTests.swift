@@ -31,6 +31,21 @@ import Testing
         #expect(try await httpGet(port: port!, path: "/").hasPrefix("HTTP/1.1 404"))
     }
 
+    /// `GET /healthz` answers 200 and a small JSON object while the node serves.
+    @Test func healthzAnswersWhileServing() async throws {
+        var configuration = testConfiguration()
+        configuration.metricsListen = "127.0.0.1:0"
+        let nodes = try await makeCluster("healthz", count: 1, configuration: configuration)
+        defer { Task { await removeAll(nodes) } }
+        nodes[0].start()
+        _ = try await nodes[0].port
+        let port = try #require(await nodes[0].node.metricsListeningPort, "bound before the node reports listening")
+        let page = try await httpGet(port: port, path: "/healthz")
+        #expect(page.hasPrefix("HTTP/1.1 200 OK"), "\(page)")
+        #expect(page.contains("application/json"))
+        #expect(page.contains(#"{"status":"serving","node":"\#(nodes[0].log.nodeKey.hex)","peers":0}"#), "\(page)")
+    }
+
     /// A peer-list entry that pins a node key refuses whoever else answers at that address.
     @Test func aPinnedIdentityIsEnforced() async throws {
         let nodes = try await makeCluster("pin", count: 2)

@@ -4,6 +4,7 @@ import Cairn
 import Foundation
 import Logging
 import Synchronization
+import Prometheus
 import Testing
 
 @testable import CairnSync
@@ -17,6 +18,14 @@ func testConfiguration() -> SyncConfiguration {
     configuration.pushPollInterval = .milliseconds(5)
     configuration.mergeSettle = .milliseconds(100)
     configuration.reconnectBackoff = (.milliseconds(50), .milliseconds(500))
+    return configuration
+}
+
+/// `configuration` recording into a registry of its own: every node's metrics are read apart,
+/// and no test bootstraps the process-wide `MetricsSystem`.
+func withOwnMetrics(_ configuration: SyncConfiguration) -> SyncConfiguration {
+    var configuration = configuration
+    configuration.metricsFactory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
     return configuration
 }
 
@@ -46,7 +55,7 @@ final class TestNode: @unchecked Sendable {
         self.log = log
         self.configuration = configuration
         self.options = options
-        self.node = try SyncNode(log: log, configuration: configuration, logger: testLogger(path))
+        self.node = try SyncNode(log: log, configuration: withOwnMetrics(configuration), logger: testLogger(path))
     }
 
     var port: Int { get async throws { try await node.listeningPort() } }
@@ -68,7 +77,7 @@ final class TestNode: @unchecked Sendable {
     func restart() async throws {
         await stop()
         log = try CairnLog.open(at: path, options: options)
-        node = try SyncNode(log: log, configuration: configuration, logger: testLogger(path))
+        node = try SyncNode(log: log, configuration: withOwnMetrics(configuration), logger: testLogger(path))
         start()
     }
 
