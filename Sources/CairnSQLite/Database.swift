@@ -148,6 +148,12 @@ package final class Database {
         return statement
     }
 
+    /// A new statement for `sql`, not cached: for SQL built at run time (filters), which would
+    /// otherwise fill the cache with one-off texts. It is finalized when released.
+    package func freshStatement(_ sql: String) throws -> Statement {
+        try Statement(database: self, sql: sql, persistent: false)
+    }
+
     /// Resets every cached statement. A statement stepped to a row and not reset keeps the
     /// connection's read snapshot open: the connection then sees no other connection's
     /// commits, and ``dataVersion()`` never changes. Call this between reads that must see
@@ -262,9 +268,9 @@ package final class Statement {
     /// The SQL text of the statement.
     package let sql: String
 
-    init(database: Database, sql: String) throws {
+    init(database: Database, sql: String, persistent: Bool = true) throws {
         var statement: OpaquePointer?
-        let rc = sqlite3_prepare_v3(database.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        let rc = sqlite3_prepare_v3(database.handle, sql, -1, persistent ? UInt32(SQLITE_PREPARE_PERSISTENT) : 0, &statement, nil)
         guard rc == SQLITE_OK, let statement else { throw database.error(rc, sql: sql) }
         self.pointer = statement
         self.database = database

@@ -116,7 +116,7 @@ extension LogStore {
             if let key = filter.key { conditions.append("key = ?"); values.append(.text(key)) }
             if let since = filter.since { conditions.append("hlc >= ?"); values.append(.integer(since.rawValue)) }
             if let until = filter.until { conditions.append("hlc <= ?"); values.append(.integer(until.rawValue)) }
-            let statement = try database.prepare(Schema.log(conditions: conditions, newestFirst: filter.newestFirst))
+            let statement = try database.freshStatement(Schema.log(conditions: conditions, newestFirst: filter.newestFirst))
             try statement.bind(values + [.integer(filter.limit ?? -1)])
             var out: [StoredEntry] = []
             while try statement.step() { out.append(try storedEntry(statement)) }

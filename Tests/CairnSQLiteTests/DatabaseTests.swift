@@ -93,3 +93,16 @@ import Testing
         #expect(try null.step() && null.text(0) == nil)
     }
 }
+
+@Suite struct FreshStatementTests {
+    @Test func aFreshStatementIsNotCachedAndWorksLikeACachedOne() throws {
+        let db = try Database(path: ":memory:")
+        try db.execute("CREATE TABLE t(x INTEGER); INSERT INTO t VALUES (1), (2), (3)")
+        let fresh = try db.freshStatement("SELECT count(*) FROM t WHERE x >= ?1")
+        try fresh.bind(.int(2))
+        #expect(try fresh.step() && fresh.int(0) == 2)
+        let again = try db.freshStatement("SELECT count(*) FROM t WHERE x >= ?1")
+        #expect(again !== fresh, "each call prepares a new statement")
+        #expect(try db.prepare("SELECT 1") === db.prepare("SELECT 1"), "prepare still caches")
+    }
+}
