@@ -176,7 +176,7 @@ struct PeerCommandTests {
         #expect(peer["last_connected"] is NSNull && peer["last_connected_ms"] is NSNull)
         #expect(peer["heads_hlc"] as? Int == Int(recorded.headsHLC!.rawValue))
         #expect(peer["lag_entries"] as? Int == 53_012)
-        #expect((90_500..<120_000).contains(peer["lag_ms"] as? Int ?? 0), "\(peer)")
+        #expect((90_500..<600_000).contains(peer["lag_ms"] as? Int ?? 0), "\(peer)")  // at least the 90.5 s recorded, however slow the machine
         #expect(peer["entries_sent"] as? Int == 12 && peer["entries_received"] as? Int == 34 && peer["entries_rejected"] as? Int == 5)
         #expect(peer["last_error"] as? String == "entry rejected:\nunknown author")
 

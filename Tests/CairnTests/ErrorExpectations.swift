@@ -2,9 +2,9 @@ import Cairn
 import Testing
 
 /// Expects `body` to throw a ``CairnError`` whose underlying error is `expected`.
-func expectFailure<E: Error & Equatable>(_ expected: E, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+func expectFailure<E: Error & Equatable, T>(_ expected: E, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> T) {
     do {
-        try body()
+        _ = try body()
         Issue.record("expected \(expected), nothing was thrown", sourceLocation: sourceLocation)
     } catch let error as CairnError {
         #expect(error.underlying as? E == expected, "\(error)", sourceLocation: sourceLocation)
@@ -14,9 +14,9 @@ func expectFailure<E: Error & Equatable>(_ expected: E, sourceLocation: SourceLo
 }
 
 /// Expects `body` to throw a ``CairnError`` whose underlying error is `expected`.
-func expectFailure<E: Error & Equatable>(_ expected: E, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void) async {
+func expectFailure<E: Error & Equatable, T>(_ expected: E, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async {
     do {
-        try await body()
+        _ = try await body()
         Issue.record("expected \(expected), nothing was thrown", sourceLocation: sourceLocation)
     } catch let error as CairnError {
         #expect(error.underlying as? E == expected, "\(error)", sourceLocation: sourceLocation)
@@ -26,9 +26,9 @@ func expectFailure<E: Error & Equatable>(_ expected: E, sourceLocation: SourceLo
 }
 
 /// Expects `body` to throw a ``CairnError`` whose underlying error is of type `E`.
-func expectFailure<E: Error>(of type: E.Type, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+func expectFailure<E: Error, T>(of type: E.Type, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> T) {
     do {
-        try body()
+        _ = try body()
         Issue.record("expected a \(E.self), nothing was thrown", sourceLocation: sourceLocation)
     } catch let error as CairnError {
         #expect(error.underlying is E, "\(error)", sourceLocation: sourceLocation)
@@ -38,9 +38,9 @@ func expectFailure<E: Error>(of type: E.Type, sourceLocation: SourceLocation = #
 }
 
 /// Expects `body` to throw a ``CairnError`` whose underlying error is of type `E`.
-func expectFailure<E: Error>(of type: E.Type, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void) async {
+func expectFailure<E: Error, T>(of type: E.Type, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async {
     do {
-        try await body()
+        _ = try await body()
         Issue.record("expected a \(E.self), nothing was thrown", sourceLocation: sourceLocation)
     } catch let error as CairnError {
         #expect(error.underlying is E, "\(error)", sourceLocation: sourceLocation)
