@@ -325,7 +325,7 @@ public actor CairnLog {
     public func counts() throws -> LogCounts {
         LogCounts(
             entries: try store.entryCount(), heads: try store.heads().count, orphans: try store.orphanCount(),
-            quarantined: try store.quarantineCount(), lastCursor: try store.lastSeq()
+            quarantined: try store.quarantineCount(), lastCursor: try store.lastCursor().rawValue
         )
     }
 
@@ -364,7 +364,7 @@ public struct LogCounts: Sendable {
     public let heads: Int
     public let orphans: Int
     public let quarantined: Int
-    /// The newest CDC cursor.
+    /// The newest change-stream cursor (``Cursor/rawValue``).
     public let lastCursor: Int64
 }
 

@@ -32,6 +32,9 @@ extension LogStore {
         try database.writeTransaction {
             try refreshClock()
             writerCache.removeAll()
+            // Every change this transaction records shares its id (the cursor of the first).
+            changeRecorder.transaction = try nextChangeSeq()
+            defer { changeRecorder.transaction = nil }
             var written: [SignedEntry] = []
             var heads = try self.heads()
             while heads.count > 1 {
