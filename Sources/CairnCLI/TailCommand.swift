@@ -136,11 +136,11 @@ struct EventRenderer {
         line.key("snapshot")
         if change.cause == .snapshot { change.isLastSnapshotRow ? line.string("last") : line.bool(true) } else { line.bool(false) }
         line.key("log"); line.string(logID)
-        line.key("entry"); line.string(entry.id.hex)
-        line.key("author"); line.string(entry.author.hex)
+        line.key("entry"); line.hex(entry.id.bytes)
+        line.key("author"); line.hex(entry.author.bytes)
         line.key("hlc"); line.int(Int64(clamping: entry.hlc.rawValue))
         line.key("hlc_wall_ms"); line.int(Int64(clamping: entry.hlc.wallMilliseconds))
-        line.key("parents"); line.stringArray(entry.parents.map(\.hex))
+        line.key("parents"); line.hexArray(entry.parents.map(\.bytes))
         line.key("kind"); line.string(entry.kind.description)
         line.key("cursor"); line.int(change.cursor.rawValue)
         line.key("entry_seq"); line.int(change.stored.seq)
@@ -189,8 +189,8 @@ struct EventRenderer {
     private mutating func image(_ image: ChangeImage?, _ lookup: ValueLookup?) {
         guard let image, let ref = image.value else { return line.null() }
         line.open()
-        line.key("entry"); line.string(image.entryID.hex)
-        line.key("digest"); line.string(ref.digest.hex)
+        line.key("entry"); line.hex(image.entryID.bytes)
+        line.key("digest"); line.hex(ref.digest.bytes)
         line.key("length"); line.int(Int64(ref.length))
         if encoding != .none {
             line.key("value")
@@ -198,7 +198,7 @@ struct EventRenderer {
             case .present(let bytes)?:
                 switch encoding {
                 case .base64: line.string(ValueFormat.base64(bytes))
-                case .hex: line.string(Hex.encode(bytes))
+                case .hex: line.hex(bytes)
                 case .utf8, .none:
                     if let text = String(validating: bytes, as: UTF8.self) {
                         line.string(text)
@@ -239,22 +239,66 @@ struct JSONLine {
 
     mutating func null() { bytes.append(contentsOf: "null".utf8); needsComma = true }
     mutating func bool(_ value: Bool) { bytes.append(contentsOf: (value ? "true" : "false").utf8); needsComma = true }
-    mutating func int(_ value: Int64) { bytes.append(contentsOf: String(value).utf8); needsComma = true }
     mutating func raw(_ json: String) { bytes.append(contentsOf: json.utf8); needsComma = true }
     mutating func optional(_ text: String?) { if let text { string(text) } else { null() } }
 
-    mutating func stringArray(_ items: [String]) {
+    /// A decimal integer, without an intermediate string.
+    mutating func int(_ value: Int64) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, filled from the end
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[start...]))
+        }
+        needsComma = true
+    }
+
+    /// Bytes as a quoted lower-case hex string (ids, keys, digests).
+    mutating func hex(_ data: [UInt8]) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(UInt8(ascii: "\""), count: data.count * 2 + 2))
+        bytes.withUnsafeMutableBufferPointer { out in
+            var index = start + 1
+            for byte in data {
+                out[index] = JSONLine.hexDigits[Int(byte >> 4)]
+                out[index + 1] = JSONLine.hexDigits[Int(byte & 0x0f)]
+                index += 2
+            }
+        }
+        needsComma = true
+    }
+
+    mutating func hexArray(_ items: [[UInt8]]) {
         bytes.append(UInt8(ascii: "["))
         for (index, item) in items.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            string(item)
+            hex(item)
         }
         bytes.append(UInt8(ascii: "]"))
         needsComma = true
     }
 
-    /// A string, escaped per RFC 8259 (control characters and DEL as `\u00XX`).
+    /// A string, escaped per RFC 8259: copied as it is unless it holds a character to escape.
     mutating func string(_ text: String) {
+        var text = text
+        let plain = text.withUTF8 { utf8 in
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) else { return false }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return true
+        }
+        if plain { needsComma = true } else { escaped(text) }
+    }
+
+    /// A string, escaped per RFC 8259 (control characters and DEL as `\u00XX`).
+    private mutating func escaped(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {

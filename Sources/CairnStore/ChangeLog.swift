@@ -284,7 +284,6 @@ extension LogStore {
             let statement = try database.prepare(Schema.changesAfter).bind(.int(cursor.rawValue), .integer(limit))
             var out: [Change] = []
             out.reserveCapacity(limit)
-            var sizes: [Int64: Int] = [:]
             var rows: [(Change, Int64?)] = []
             while try statement.step() {
                 let seq = statement.int64(0)
@@ -299,19 +298,28 @@ extension LogStore {
                     beforeValue: nil, afterValue: nil, isLastSnapshotRow: false)
                 rows.append((change, txn))
             }
+            // Transaction positions: the size from the transaction's last row; the per-bucket
+            // order counted along (the rows of a transaction are consecutive), started from the
+            // rows before this page when the page begins inside a transaction.
+            var current: (id: Int64, end: Int64, perBucket: [String?: Int])?
             for (change, txn) in rows {
                 var transaction: ChangeTransaction?
                 if let txn {
-                    if sizes[txn] == nil {
-                        let count = try database.prepare(Schema.transactionSize).bind(.int(txn))
-                        sizes[txn] = try count.step() ? count.int(0) : 0
+                    if current?.id != txn {
+                        let end = try database.prepare(Schema.transactionEnd).bind(.int(txn))
+                        let last = try end.step() ? end.int64(0) : change.cursor.rawValue
+                        var perBucket: [String?: Int] = [:]
+                        if change.cursor.rawValue > txn {
+                            let counts = try database.prepare(Schema.transactionBucketCounts).bind(.int(txn), .int(change.cursor.rawValue))
+                            while try counts.step() { perBucket[counts.text(0)] = counts.int(1) }
+                        }
+                        current = (txn, last, perBucket)
                     }
-                    let order = try database.prepare(Schema.transactionBucketOrder).bind(
-                        .int(txn), .int(change.cursor.rawValue), change.bucket.map { .text($0) } ?? .null)
-                    let inCollection = try order.step() ? order.int(0) : 0
+                    let order = (current?.perBucket[change.bucket] ?? 0) + 1
+                    current?.perBucket[change.bucket] = order
                     transaction = ChangeTransaction(
-                        id: txn, totalOrder: Int(change.cursor.rawValue - txn + 1), dataCollectionOrder: inCollection,
-                        eventCount: sizes[txn] ?? 0)
+                        id: txn, totalOrder: Int(change.cursor.rawValue - txn + 1), dataCollectionOrder: order,
+                        eventCount: Int((current?.end ?? txn) - txn + 1))
                 }
                 out.append(
                     Change(

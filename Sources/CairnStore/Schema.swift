@@ -435,9 +435,11 @@ enum Schema {
         LEFT JOIN entries a ON a.id = c.after_id
         WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2
         """
-    static let transactionSize = "SELECT count(*) FROM changes WHERE txn = ?1"
-    static let transactionBucketOrder = """
-        SELECT count(*) FROM changes WHERE txn = ?1 AND seq <= ?2 AND bucket IS ?3
+    /// The last change of a transaction (its rows are consecutive: one writer at a time).
+    static let transactionEnd = "SELECT max(seq) FROM changes WHERE txn = ?1"
+    /// Per bucket, the changes of a transaction before a cursor (resuming inside one).
+    static let transactionBucketCounts = """
+        SELECT bucket, count(*) FROM changes WHERE txn = ?1 AND seq < ?2 GROUP BY bucket
         """
     static let changeSeqOfEntry = """
         SELECT c.seq FROM entries e JOIN changes c ON c.entry_seq = e.seq AND c.cause = 0 WHERE e.id = ?1
