@@ -189,3 +189,37 @@ func secondNode(of log: CairnLog, at path: String) async throws -> CairnLog {
     _ = try await node.importBundle(from: bundle)
     return node
 }
+
+@Suite struct LibraryFrictionTests {
+    @Test func listPagesInsteadOfStopping() async throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try CairnLog.create(at: path, name: "pages")
+        try await log.write((0..<25).map { .put(bucket: "b", key: String(format: "k%02d", $0), value: [UInt8($0)]) })
+        var keys: [String] = []
+        var page = try await log.list("b", limit: 10)
+        keys += page.map(\.key)
+        while let next = page.next {
+            page = try await log.list("b", after: next, limit: 10)
+            keys += page.map(\.key)
+        }
+        #expect(keys == (0..<25).map { String(format: "k%02d", $0) })
+        #expect(try await log.list("b", limit: 25).next == nil)
+        #expect(try await log.list("b", limit: 24).next == "k23")
+    }
+
+    @Test func dataOverloadsAndDeleteRefusal() async throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try CairnLog.create(at: path, name: "data")
+        try await log.put("b", "k", Data([1, 2, 3]))
+        #expect(try await log.get("b", "k", as: Data.self) == Data([1, 2, 3]))
+        #expect(try await log.get("b", "k") == [1, 2, 3])
+        await #expect(throws: StoreError.notFound("b/never (no live value to delete)")) { try await log.delete("b", "never") }
+        try await log.delete("b", "k")
+        await #expect(throws: StoreError.self) { try await log.delete("b", "k") }
+        let cursor = try JSONDecoder().decode(Cursor.self, from: JSONEncoder().encode(Cursor(42)))
+        let encoded = String(decoding: try JSONEncoder().encode(cursor), as: UTF8.self)
+        #expect(cursor == 42 && encoded == "42")
+    }
+}
