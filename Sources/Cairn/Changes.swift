@@ -86,6 +86,7 @@ public struct ChangeStream: AsyncSequence, Sendable {
         private mutating func openStore() throws -> LogStore {
             if let store { return store }
             let opened = try LogStore.open(path: stream.databasePath, readOnly: true)
+            try opened.requireChangeLog()
             // Read before the first fetch: a commit racing with that fetch still changes it.
             lastVersion = try opened.dataVersion()
             store = opened

@@ -254,6 +254,18 @@ extension LogStore {
 
     // MARK: - Reading
 
+    /// Throws unless the file has a change log: an older file opened read-only has none until
+    /// a read-write open migrates it.
+    ///
+    /// - Throws: ``StoreError/notFound(_:)`` naming the fix; SQLite errors.
+    public func requireChangeLog() throws {
+        let exists = try database.prepare(Schema.hasChangeLog).step()
+        database.resetStatements()
+        if !exists {
+            throw StoreError.notFound("the change log: this file has an older schema and was opened read-only; open it read-write once to migrate it")
+        }
+    }
+
     /// The newest cursor (0 before any change).
     ///
     /// - Throws: SQLite errors (a schema-2 file read as it is has no change log).

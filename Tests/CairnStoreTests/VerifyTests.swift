@@ -91,7 +91,7 @@ import Testing
         defer { log.cleanup() }
         // A revoked writer with an entry made inert, so the writer tables have a revocation.
         let late = LogStore.sign(.put(bucket: "b", key: "k3", value: ValueRef(of: [1])), by: key(2),
-                                 hlc: HLC(rawValue: try node.lastHLC.rawValue + 1), parents: try node.heads().map(\.id))
+                                 hlc: HLC(rawValue: node.lastHLC.rawValue + 1), parents: try node.heads().map(\.id))
         #expect(try node.insert([RawEntry(late, value: [1])]).rejected.isEmpty)
         try node.append([.other(.revokeWriter(key: key(2).publicKey, from: late.hlc))], signer: log.admin)
         #expect(try node.entry(id: late.id)?.inert == true)
@@ -104,6 +104,23 @@ import Testing
         let problems = try node.verify().problems
         #expect(problems.isEmpty, "\(tampering): \(problems)")
         #expect(try storeSnapshot(node) == expected, "\(tampering)")
+    }
+
+    /// The change log is history, not a derived table: repair keeps every row and records
+    /// each key whose winner the rebuild changed (cause rebuild).
+    @Test func repairKeepsTheChangeLogAndRecordsWhatItChanged() throws {
+        let (log, node) = try populated()
+        defer { log.cleanup() }
+        let before = try node.changes(after: .start, limit: 100_000, values: false)
+        try node.database.execute("DELETE FROM state")
+        try node.repair()
+        let after = try node.changes(after: .start, limit: 100_000, values: false)
+        #expect(after.prefix(before.count).map(\.cursor) == before.map(\.cursor))
+        #expect(after.prefix(before.count).map(\.after) == before.map(\.after))
+        let rebuilt = after.dropFirst(before.count)
+        #expect(!rebuilt.isEmpty && rebuilt.allSatisfy { $0.cause == .rebuild && $0.before == nil && $0.after != nil })
+        try node.repair()
+        #expect(try node.changes(after: .start, limit: 100_000, values: false).count == after.count, "a repair that changes nothing records nothing")
     }
 
     @Test func aTamperedWriterTableCannotAdmitAChangeAnUntamperedCopyRefuses() throws {
