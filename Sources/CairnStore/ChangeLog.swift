@@ -23,7 +23,8 @@ public struct Cursor: RawRepresentable, Hashable, Comparable, Codable, Sendable,
     public static func < (a: Cursor, b: Cursor) -> Bool { a.rawValue < b.rawValue }
     public var description: String { String(rawValue) }
 
-    /// Encodes as a bare JSON number, so a stored cursor reads like the `cursor` of `cairn tail`.
+    /// Decodes a bare JSON number, so a stored cursor reads like the `cursor` of `cairn tail`.
+    /// - Throws: `DecodingError` when the value is not a 64-bit integer.
     public init(from decoder: any Decoder) throws {
         rawValue = try decoder.singleValueContainer().decode(Int64.self)
     }
