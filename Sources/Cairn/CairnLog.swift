@@ -1,6 +1,7 @@
 import CairnCore
 import CairnStore
 import CairnReconcile
+import Foundation
 
 /// A Cairn log opened from a data directory: the library's front door.
 ///
@@ -90,7 +91,8 @@ public actor CairnLog {
 
     // MARK: - Opening
 
-    /// Creates a new log in `path` (created if needed): a node key and a random network secret
+    /// Creates a new log in `path` (created if needed, with its missing parent directories, like
+    /// `cairn init`): a node key and a random network secret
     /// (both mode 0600), and a genesis entry naming the log, with this node as its first admin
     /// plus `writers`.
     public static func create(
@@ -237,11 +239,30 @@ public actor CairnLog {
         }
     }
 
-    /// Deletes `bucket/key` (writes a tombstone).
+    /// Sets `bucket/key` to `value`; returns the signed entry (preceded by a merge if the DAG had diverged).
+    ///
+    /// - Throws: ``StoreError/readOnly(path:)``, ``StoreError/notAuthorized(_:_:)`` (this node
+    ///   may not write), SQLite errors.
+    @discardableResult
+    public func put(_ bucket: String, _ key: String, _ value: Data) throws(CairnError) -> SignedEntry {
+        try put(bucket, key, [UInt8](value))
+    }
+
+    /// Deletes `bucket/key` (writes a tombstone). Like `cairn delete`, refuses a key without a
+    /// live value (never written, or already deleted): use `write([.delete(…)])` to write a
+    /// tombstone regardless.
+    ///
+    /// - Throws: ``StoreError/notFound(_:)`` when the key has no live value;
+    ///   ``StoreError/readOnly(path:)``, ``StoreError/notAuthorized(_:_:)``, SQLite errors.
     @discardableResult
     public func delete(_ bucket: String, _ key: String) throws(CairnError) -> SignedEntry {
         try CairnError.translating {
-            try writing { try store.append([.delete(bucket: bucket, key: key)], signer: signer).last! }
+            try writing {
+                guard let state = try store.state(bucket: bucket, key: key), !state.isDeleted else {
+                    throw StoreError.notFound("\(bucket)/\(key) (no live value to delete)")
+                }
+                return try store.append([.delete(bucket: bucket, key: key)], signer: signer).last!
+            }
         }
     }
 
@@ -332,16 +353,41 @@ public actor CairnLog {
         }
     }
 
+    /// The current value of `bucket/key` as `Data`, or `nil` if absent or deleted.
+    ///
+    /// - Throws: ``ValueError/purged(_:)`` or ``ValueError/missing(_:)`` when the bytes are
+    ///   not here; SQLite errors.
+    public func get(_ bucket: String, _ key: String, as type: Data.Type) throws(CairnError) -> Data? {
+        try get(bucket, key).map { Data($0) }
+    }
+
     /// The state record of `bucket/key` (winner, HLC, author, value reference), deleted or not.
     public func state(_ bucket: String, _ key: String) throws(CairnError) -> KeyState? { try CairnError.translating { try store.state(bucket: bucket, key: key) } }
 
     /// The value bytes behind a digest.
     public func value(_ digest: Hash32) throws(CairnError) -> ValueLookup { try CairnError.translating { try store.value(digest) } }
 
-    /// Live keys of `bucket` with `prefix`, in byte order.
-    public func list(_ bucket: String, prefix: String = "", after: String? = nil, limit: Int = 1000) throws(CairnError) -> [KeyState] {
+    /// A page of the live keys of `bucket` with `prefix`, in byte order, after the key `after`:
+    /// at most `limit` keys, and ``KeyPage/next`` to pass as `after` for the next page (`nil`
+    /// when this page is the last).
+    ///
+    /// ```swift
+    /// var page = try await log.list("tables")
+    /// while true {
+    ///     for state in page { print(state.key) }
+    ///     guard let next = page.next else { break }
+    ///     page = try await log.list("tables", after: next)
+    /// }
+    /// ```
+    ///
+    /// - Throws: ``CairnError`` (`.corrupt` for an unreadable row).
+    public func list(_ bucket: String, prefix: String = "", after: String? = nil, limit: Int = 1000) throws(CairnError) -> KeyPage {
         try CairnError.translating {
-            try store.list(bucket: bucket, prefix: prefix, after: after, limit: limit)
+            let limit = max(0, limit)
+            var keys = try store.list(bucket: bucket, prefix: prefix, after: after, limit: limit == .max ? limit : limit + 1)
+            guard keys.count > limit else { return KeyPage(keys: keys, next: nil) }
+            keys.removeLast(keys.count - limit)
+            return KeyPage(keys: keys, next: keys.last?.key)
         }
     }
 
@@ -381,7 +427,7 @@ public actor CairnLog {
             return LogCounts(
                 entries: try store.entryCount(), heads: try store.heads().count,
                 orphans: try store.orphanCount() - hold.waitingForQuarantine, quarantined: hold.quarantined,
-                waitingForQuarantine: hold.waitingForQuarantine, headsAhead: hold.headsAhead, lastCursor: try store.lastSeq()
+                waitingForQuarantine: hold.waitingForQuarantine, headsAhead: hold.headsAhead, lastCursor: try store.lastCursor().rawValue
             )
         }
     }
@@ -406,6 +452,19 @@ public actor CairnLog {
 
     /// Runs `body` with the underlying store, on the actor (for the sync service and tools).
     package func withStore<T: Sendable>(_ body: (LogStore) throws -> T) rethrows -> T { try body(store) }
+}
+
+/// One page of ``CairnLog/list(_:prefix:after:limit:)``: the keys, and where the next page
+/// starts. A collection of its keys' states.
+public struct KeyPage: RandomAccessCollection, Sendable {
+    /// The live keys of the page, in byte order.
+    public let keys: [KeyState]
+    /// The last key of this page when more follow (pass it as `after:`), else `nil`.
+    public let next: String?
+
+    public var startIndex: Int { keys.startIndex }
+    public var endIndex: Int { keys.endIndex }
+    public subscript(position: Int) -> KeyState { keys[position] }
 }
 
 /// Why a value cannot be returned.
@@ -436,7 +495,7 @@ public struct LogCounts: Sendable {
     /// Heads stamped beyond this node's wall clock plus its tolerance: no local write or merge
     /// takes them as parents until the wall clock reaches them.
     public let headsAhead: Int
-    /// The newest CDC cursor.
+    /// The newest change-stream cursor (``Cursor/rawValue``).
     public let lastCursor: Int64
 }
 

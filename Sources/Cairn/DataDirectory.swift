@@ -61,8 +61,15 @@ public struct DataDirectory: Sendable {
     /// Whether `node.key` exists (readable or not).
     public var hasKeyFile: Bool { access(keyPath, F_OK) == 0 }
 
-    /// Creates the directory (mode 0700) if needed.
+    /// Creates the directory (mode 0700) if needed, and its missing parents (mode 0755, like
+    /// `mkdir -p`).
     func createDirectory() throws {
+        let components = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in components where !component.isEmpty {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw DataDirectoryError.io(path: prefix, errno: errno) }
+        }
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw DataDirectoryError.io(path: path, errno: errno) }
     }
 

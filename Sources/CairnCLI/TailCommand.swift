@@ -3,91 +3,320 @@ import CairnStore
 import ArgumentParser
 import Cairn
 
-/// `cairn tail`: the change stream (CDC) as JSON lines.
+/// `cairn tail`: the change stream (CDC) as JSON lines in Debezium's envelope.
 struct TailCommand: CairnCommand {
     static let configuration = CommandConfiguration(
         commandName: "tail",
-        abstract: "Stream changes as JSON lines, in local ingest order (CDC).",
+        abstract: "Stream changes as JSON lines, in this node's change-log order (CDC).",
         discussion: """
-            One JSON object per entry, shaped like a Debezium envelope, keys in this order:
-              op       c (create), u (update), d (delete), m (merge), g (genesis),
-                       wa (writer added), wr (writer revoked)
-              before   for a put or delete: the key's winning write just before this entry
-                       landed, or null
-              after    the key's winning write once it landed (not this entry if a later write
-                       had already landed), or null
-              source   {"log","author","entry","parents","hlc","hlc_wall_ms","kind","inert"}
-              bucket, key   for a put or delete, else null
-              ts_ms    when this node applied the entry (ms since the epoch)
+            One JSON object per change, in Debezium's envelope (docs/cairn-change-event.schema.json \
+            is the JSON Schema of every line), keys in this order:
+              op       c (create), u (update), d (delete), r (snapshot read); Cairn's own:
+                       m (merge), g (genesis), wa (writer added), wr (writer revoked)
+              before   the key's live value before the change, or null (none; always null for c)
+              after    the key's live value after the change, or null (none; always null for d)
+              source   {"version","connector":"cairn","name","ts_ms","snapshot","log","entry",
+                        "author","hlc","hlc_wall_ms","parents","kind","cursor","entry_seq",
+                        "inert","cause"}
+              transaction   {"id","total_order","data_collection_order"} for a change of a
+                       local write transaction, else null
+              bucket, key   the key changed, or null
+              ts_ms    when this node recorded the change (ms since the epoch)
               cursor   the resume position: 'tail --since CURSOR' continues right after it
             then, for a merge, "decisions": [{"bucket","key","winner","losers"}]; for writer \
             changes, "writer": {"key","role"} or {"key","from","from_time"}; for the genesis, \
             "name" and "writers".
-            An image is {"entry","digest","length"} for a put, {"entry","deleted":true} for a \
-            tombstone. With --values a put's image also carries the bytes: "value_utf8" when \
-            they are valid UTF-8, else "value_base64"; or "purged":true / "missing":true.
-            Each line is flushed as written. Delivery is at-least-once across restarts: store \
-            the cursor of the last line processed and resume with --since. A closed stdout \
-            (e.g. '| head -1') ends the stream with exit status 0.
+            A row image is {"entry","digest","length"}; with --value-encoding other than none it \
+            also has "value" (the bytes in that encoding, or null) and "value_state" (present, \
+            purged, missing, or not_utf8 under utf8).
+            cause is entry (the change an applied entry made: one per entry), writer_set (a \
+            grant or revocation, source.entry, changed which write wins), rebuild (verify \
+            --repair) or snapshot.
+            Lines at a cursor never change. Delivery is at-least-once across restarts: store \
+            the cursor of the last line processed and resume with --since; on another node, \
+            resume with --after-entry ENTRY (see README). A closed stdout (e.g. '| head -1') \
+            ends the stream with exit status 0.
             """)
+
+    enum ValueEncoding: String, ExpressibleByArgument, CaseIterable {
+        case base64, utf8, hex, none
+    }
 
     @OptionGroup var global: GlobalOptions
 
     @Option(help: ArgumentHelp("Start right after this cursor (0: from the beginning).", valueName: "cursor"))
     var since: Int64 = 0
 
-    @Flag(name: .shortAndLong, help: "Keep waiting for new entries (from any process) instead of ending.")
+    @Option(help: ArgumentHelp("Start right after the change that applied this entry on this node (failover from another node).", valueName: "entry"))
+    var afterEntry: String?
+
+    @Flag(name: .shortAndLong, help: "Keep waiting for new changes (from any process) instead of ending.")
     var follow = false
 
-    @Flag(help: "Include the value bytes in the before/after images.")
+    @Flag(help: "First emit every live key as op r (source.snapshot true, \"last\" on the last), then continue from the cursor the snapshot was taken at.")
+    var snapshot = false
+
+    @Option(help: ArgumentHelp("How images carry the value bytes in \"value\": base64, utf8, hex or none.", valueName: "encoding"))
+    var valueEncoding: ValueEncoding = .none
+
+    @Flag(help: "Shorthand for --value-encoding base64.")
     var values = false
+
+    @Flag(help: "After each delete, a tombstone line {\"bucket\",\"key\",\"value\":null,\"cursor\"} (for Kafka compaction).")
+    var tombstones = false
+
+    @Flag(help: "Emit {\"status\":\"BEGIN\"} and {\"status\":\"END\"} lines around the changes of each local write transaction.")
+    var transactions = false
+
+    var encoding: ValueEncoding { values && valueEncoding == .none ? .base64 : valueEncoding }
 
     func validate() throws {
         if since < 0 { throw ValidationError("--since must be a cursor of 0 or more") }
+        if afterEntry != nil && (since != 0 || snapshot) { throw ValidationError("--after-entry cannot be combined with --since or --snapshot") }
     }
 
     func run() async throws {
         let log = try global.openForReading()
-        global.log.debug("tailing", metadata: ["since": .stringConvertible(since), "follow": .stringConvertible(follow)])
-        for try await change in log.changes(after: since, follow: follow) {
-            try Terminal.out.json(try await envelope(change, log: log))
-            try Terminal.out.flush()
+        var start = Cursor(since)
+        if let afterEntry {
+            let stored = try await log.entry(prefix: afterEntry)
+            start = try await log.cursor(afterEntry: stored.entry.id)
         }
+        global.log.debug("tailing", metadata: ["since": .stringConvertible(start), "follow": .stringConvertible(follow)])
+        var renderer = EventRenderer(logID: log.logID.hex, name: try await log.name, encoding: encoding, tombstones: tombstones, transactions: transactions)
+        var changes = log.changes(after: start, follow: follow, snapshot: snapshot, values: encoding != .none).makeAsyncIterator()
+        while let change = try await changes.next() {
+            renderer.render(change)
+            // Written once the batch read is consumed (and at 64 KiB): before any wait.
+            if renderer.line.bytes.count >= 1 << 16 || !changes.hasBufferedChanges {
+                try Terminal.out.bytes(renderer.line.bytes)
+                try Terminal.out.flush()
+                renderer.line.bytes.removeAll(keepingCapacity: true)
+            }
+        }
+        try Terminal.out.bytes(renderer.line.bytes)
+    }
+}
+
+/// Renders changes as JSON lines, straight into bytes (no intermediate JSON values: `tail`
+/// writes 100k+ lines a second).
+struct EventRenderer {
+    let logID: String
+    let name: String
+    let encoding: TailCommand.ValueEncoding
+    let tombstones: Bool
+    let transactions: Bool
+    var line = JSONLine()
+
+    init(logID: String, name: String, encoding: TailCommand.ValueEncoding, tombstones: Bool, transactions: Bool) {
+        (self.logID, self.name, self.encoding, self.tombstones, self.transactions) = (logID, name, encoding, tombstones, transactions)
     }
 
-    private func envelope(_ change: Change, log: CairnLog) async throws -> JSON {
+    mutating func render(_ change: Change) {
         let entry = change.entry
-        let target = entry.payload.target
-        var fields: [(String, JSON)] = [
-            ("op", .string(change.operation)),
-            ("before", try await image(change.before, log: log)),
-            ("after", try await image(change.after, log: log)),
-            ("source", .object([
-                ("log", .string(log.logID.hex)), ("author", .string(entry.author.hex)), ("entry", .string(entry.id.hex)),
-                ("parents", .array(entry.parents.map { .string($0.hex) })), ("hlc", .uint(entry.hlc.rawValue)),
-                ("hlc_wall_ms", .uint(entry.hlc.wallMilliseconds)), ("kind", .string(entry.kind.description)),
-                ("inert", .bool(change.inert)),
-            ])),
-            ("bucket", .optional(target?.bucket)),
-            ("key", .optional(target?.key)),
-            ("ts_ms", .uint(change.ingestedMilliseconds)),
-            ("cursor", .int(change.cursor)),
-        ]
-        if target == nil { fields += EntryRendering.payloadFields(entry.payload) }
-        return .object(fields)
+        let operation = change.operation
+        if transactions, let transaction = change.transaction, transaction.totalOrder == 1 {
+            line.open()
+            line.key("status"); line.string("BEGIN")
+            line.key("id"); line.string(String(transaction.id))
+            line.key("event_count"); line.null()
+            line.key("ts_ms"); line.int(Int64(change.recordedMilliseconds))
+            line.close(); line.newline()
+        }
+        line.open()
+        line.key("op"); line.string(operation.rawValue)
+        line.key("before"); image(change.before, change.beforeValue)
+        line.key("after"); image(change.after, change.afterValue)
+        line.key("source")
+        line.open()
+        line.key("version"); line.string(CairnVersion.string)
+        line.key("connector"); line.string("cairn")
+        line.key("name"); line.string(name)
+        line.key("ts_ms"); line.int(Int64(change.recordedMilliseconds))
+        line.key("snapshot")
+        if change.cause == .snapshot { change.isLastSnapshotRow ? line.string("last") : line.bool(true) } else { line.bool(false) }
+        line.key("log"); line.string(logID)
+        line.key("entry"); line.hex(entry.id.bytes)
+        line.key("author"); line.hex(entry.author.bytes)
+        line.key("hlc"); line.int(Int64(clamping: entry.hlc.rawValue))
+        line.key("hlc_wall_ms"); line.int(Int64(clamping: entry.hlc.wallMilliseconds))
+        line.key("parents"); line.hexArray(entry.parents.map(\.bytes))
+        line.key("kind"); line.string(entry.kind.description)
+        line.key("cursor"); line.int(change.cursor.rawValue)
+        line.key("entry_seq"); line.int(change.stored.seq)
+        line.key("inert"); line.bool(change.inert)
+        line.key("cause"); line.string(change.cause.rawValue)
+        line.close()
+        line.key("transaction")
+        if let transaction = change.transaction {
+            line.open()
+            line.key("id"); line.string(String(transaction.id))
+            line.key("total_order"); line.int(Int64(transaction.totalOrder))
+            line.key("data_collection_order"); line.int(Int64(transaction.dataCollectionOrder))
+            line.close()
+        } else {
+            line.null()
+        }
+        line.key("bucket"); line.optional(change.bucket)
+        line.key("key"); line.optional(change.key)
+        line.key("ts_ms"); line.int(Int64(change.recordedMilliseconds))
+        line.key("cursor"); line.int(change.cursor.rawValue)
+        if change.bucket == nil && change.cause == .entry {
+            for (key, value) in EntryRendering.payloadFields(entry.payload) {
+                line.key(key); line.raw(value.rendered)
+            }
+        }
+        line.close(); line.newline()
+        if tombstones, operation == .delete, let bucket = change.bucket, let key = change.key {
+            line.open()
+            line.key("bucket"); line.string(bucket)
+            line.key("key"); line.string(key)
+            line.key("value"); line.null()
+            line.key("cursor"); line.int(change.cursor.rawValue)
+            line.close(); line.newline()
+        }
+        if transactions, let transaction = change.transaction, transaction.totalOrder == transaction.eventCount {
+            line.open()
+            line.key("status"); line.string("END")
+            line.key("id"); line.string(String(transaction.id))
+            line.key("event_count"); line.int(Int64(transaction.eventCount))
+            line.key("ts_ms"); line.int(Int64(change.recordedMilliseconds))
+            line.close(); line.newline()
+        }
     }
 
-    /// A before/after image: `{"entry","digest","length"}` or `{"entry","deleted":true}`.
-    private func image(_ stored: StoredEntry?, log: CairnLog) async throws -> JSON {
-        guard let stored else { return .null }
-        var fields: [(String, JSON)] = [("entry", .string(stored.entry.id.hex))]
-        switch stored.entry.payload {
-        case .put(_, _, let ref):
-            fields += [("digest", .string(ref.digest.hex)), ("length", .int(Int64(ref.length)))]
-            if values { fields += ValueFormat.jsonFields(try await log.value(ref.digest)) }
-        default:
-            fields.append(("deleted", .bool(true)))
+    /// A row image: the key's live value, or null when it has none (a tombstone, or nothing).
+    private mutating func image(_ image: ChangeImage?, _ lookup: ValueLookup?) {
+        guard let image, let ref = image.value else { return line.null() }
+        line.open()
+        line.key("entry"); line.hex(image.entryID.bytes)
+        line.key("digest"); line.hex(ref.digest.bytes)
+        line.key("length"); line.int(Int64(ref.length))
+        if encoding != .none {
+            line.key("value")
+            switch lookup {
+            case .present(let bytes)?:
+                switch encoding {
+                case .base64: line.string(ValueFormat.base64(bytes))
+                case .hex: line.hex(bytes)
+                case .utf8, .none:
+                    if let text = String(validating: bytes, as: UTF8.self) {
+                        line.string(text)
+                    } else {
+                        line.null()
+                        line.key("value_state"); line.string("not_utf8")
+                        line.close()
+                        return
+                    }
+                }
+                line.key("value_state"); line.string("present")
+            case .purged?:
+                line.null(); line.key("value_state"); line.string("purged")
+            case .missing?, nil:
+                line.null(); line.key("value_state"); line.string("missing")
+            }
         }
-        return .object(fields)
+        line.close()
+    }
+}
+
+/// One JSON text built byte by byte; objects keep the order their keys are written in.
+struct JSONLine {
+    var bytes: [UInt8] = []
+    private var needsComma = false
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    mutating func open() { bytes.append(UInt8(ascii: "{")); needsComma = false }
+    mutating func close() { bytes.append(UInt8(ascii: "}")); needsComma = true }
+    mutating func newline() { bytes.append(0x0A); needsComma = false }
+
+    mutating func key(_ name: String) {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        string(name)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    mutating func null() { bytes.append(contentsOf: "null".utf8); needsComma = true }
+    mutating func bool(_ value: Bool) { bytes.append(contentsOf: (value ? "true" : "false").utf8); needsComma = true }
+    mutating func raw(_ json: String) { bytes.append(contentsOf: json.utf8); needsComma = true }
+    mutating func optional(_ text: String?) { if let text { string(text) } else { null() } }
+
+    /// A decimal integer, without an intermediate string.
+    mutating func int(_ value: Int64) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, filled from the end
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[start...]))
+        }
+        needsComma = true
+    }
+
+    /// Bytes as a quoted lower-case hex string (ids, keys, digests).
+    mutating func hex(_ data: [UInt8]) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(UInt8(ascii: "\""), count: data.count * 2 + 2))
+        bytes.withUnsafeMutableBufferPointer { out in
+            var index = start + 1
+            for byte in data {
+                out[index] = JSONLine.hexDigits[Int(byte >> 4)]
+                out[index + 1] = JSONLine.hexDigits[Int(byte & 0x0f)]
+                index += 2
+            }
+        }
+        needsComma = true
+    }
+
+    mutating func hexArray(_ items: [[UInt8]]) {
+        bytes.append(UInt8(ascii: "["))
+        for (index, item) in items.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            hex(item)
+        }
+        bytes.append(UInt8(ascii: "]"))
+        needsComma = true
+    }
+
+    /// A string, escaped per RFC 8259: copied as it is unless it holds a character to escape.
+    mutating func string(_ text: String) {
+        var text = text
+        let plain = text.withUTF8 { utf8 in
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) else { return false }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return true
+        }
+        if plain { needsComma = true } else { escaped(text) }
+    }
+
+    /// A string, escaped per RFC 8259 (control characters and DEL as `\u00XX`).
+    private mutating func escaped(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0x08: bytes.append(contentsOf: [0x5C, UInt8(ascii: "b")])
+            case 0x0C: bytes.append(contentsOf: [0x5C, UInt8(ascii: "f")])
+            case 0..<0x20, 0x7F:
+                bytes.append(contentsOf: Array("\\u00".utf8))
+                bytes.append(JSONLine.hexDigits[Int(byte >> 4)])
+                bytes.append(JSONLine.hexDigits[Int(byte & 0x0f)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
     }
 }

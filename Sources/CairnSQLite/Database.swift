@@ -209,6 +209,9 @@ package final class Database {
     /// Rows changed by the most recent INSERT, UPDATE or DELETE.
     package var changes: Int { Int(sqlite3_changes(handle)) }
 
+    /// The rowid of the most recent successful INSERT on this connection.
+    package var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
     /// `PRAGMA data_version`: changes whenever another connection commits to the file.
     package func dataVersion() throws -> Int64 {
         let statement = try prepare("PRAGMA data_version")

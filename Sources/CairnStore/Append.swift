@@ -1,5 +1,6 @@
 import CairnCore
 import CairnSQLite
+import Foundation
 
 /// A local write to append: what to write and, for a put, the value bytes.
 public struct LocalWrite: Sendable {
@@ -9,6 +10,11 @@ public struct LocalWrite: Sendable {
     /// Sets `bucket/key` to `value`.
     public static func put(bucket: String, key: String, value: [UInt8]) -> LocalWrite {
         LocalWrite(payload: .put(bucket: bucket, key: key, value: ValueRef(of: value)), value: value)
+    }
+
+    /// Sets `bucket/key` to `value`.
+    public static func put(bucket: String, key: String, value: Data) -> LocalWrite {
+        put(bucket: bucket, key: key, value: [UInt8](value))
     }
 
     /// Deletes `bucket/key`.
@@ -36,6 +42,9 @@ extension LogStore {
             try refreshClock()
             try adoptNewestOwnHLC(signer.publicKey)
             writerCache.removeAll()
+            // Every change this transaction records shares its id (the cursor of the first).
+            changeRecorder.transaction = try nextChangeSeq()
+            defer { changeRecorder.transaction = nil }
             var written: [SignedEntry] = []
             var heads = try parentFrontier().parents
             while heads.count > 1 {

@@ -392,6 +392,7 @@ extension LogStore {
             .integer(entry.kind.rawValue), target.map { .text($0.bucket) } ?? .null, target.map { .text($0.key) } ?? .null,
             .blob(entry.bodyBytes), .blob(entry.signature), .integer(nowMilliseconds), .int(inert ? 1 : 0)
         ).run()
+        let seq = database.lastInsertRowID
         for parent in entry.parents {
             try database.prepare(Schema.insertParent).bind(.blob(entry.id.bytes), .blob(parent.bytes)).run()
             try database.prepare(Schema.deleteHead).bind(.blob(parent.bytes)).run()
@@ -399,17 +400,25 @@ extension LogStore {
         try database.prepare(Schema.insertHead).bind(.blob(entry.id.bytes)).run()
         // Bounded: an entry stamped beyond wall + tolerance does not move the clock (invariant 5).
         clock.observe(entry.hlc)
+        // Every applied entry gets one change row (ChangeLog.swift), written here with the
+        // key's winner before and after it; a writer-set entry's row is followed by one per key
+        // whose winner its inert flags changed.
         switch entry.payload {
-        case .put(let bucket, let key, let ref):
-            try storeValue(ref, value)
-            if !inert { try updateState(bucket: bucket, key: key, with: entry) }
-        case .delete(let bucket, let key):
-            if !inert { try updateState(bucket: bucket, key: key, with: entry) }
+        case .put(let bucket, let key, _), .delete(let bucket, let key):
+            if case .put(_, _, let ref) = entry.payload { try storeValue(ref, value) }
+            let before = try stateWinnerID(bucket: bucket, key: key)
+            let after = inert ? before : try updateState(bucket: bucket, key: key, with: entry, current: before)
+            try recordChange(entrySeq: seq, cause: .entry, bucket: bucket, key: key, before: before, after: after, inert: inert)
         case .genesis, .addWriter, .revokeWriter:
             if let writerSetEntry { try recordWriterEvents(of: writerSetEntry) }
+            changeRecorder.pending = []
             try recomputeWriterSet()
+            let ownInert = try isInert(seq: seq)
+            try recordChange(entrySeq: seq, cause: .entry, bucket: nil, key: nil, before: nil, after: nil, inert: ownInert)
+            try flushWinnerChanges(entrySeq: seq, cause: .writerSet, inert: ownInert)
         case .merge:
-            break  // a merge records decisions already reflected in the state
+            // A merge records decisions already reflected in the state.
+            try recordChange(entrySeq: seq, cause: .entry, bucket: nil, key: nil, before: nil, after: nil, inert: inert)
         }
     }
 
@@ -422,13 +431,15 @@ extension LogStore {
     }
 
     /// LWW: the entry becomes the key's state if its `(hlc, author, id)` is the greatest seen.
-    private func updateState(bucket: String, key: String, with entry: SignedEntry) throws {
+    /// Returns the key's winner afterwards.
+    private func updateState(bucket: String, key: String, with entry: SignedEntry, current winner: Hash32?) throws -> Hash32 {
         let current = try database.prepare(Schema.stateRow).bind(.text(bucket), .text(key))
         if try current.step() {
             let existing = (current.hlc(1), try current.publicKey(2, "state"), try current.hash(0, "state"))
-            guard existing < (entry.hlc, entry.author, entry.id) else { return }
+            guard existing < (entry.hlc, entry.author, entry.id) else { return existing.2 }
         }
         try writeState(bucket: bucket, key: key, entry: entry)
+        return entry.id
     }
 
     private func writeState(bucket: String, key: String, entry: SignedEntry) throws {
@@ -441,13 +452,17 @@ extension LogStore {
     }
 
     /// Recomputes a key's state from its live (non-inert) writes; used after a revocation.
+    /// A change of the winner is noted for the change log (``noteWinnerChange(bucket:key:before:after:)``).
     func recomputeState(bucket: String, key: String) throws {
+        let before = try stateWinnerID(bucket: bucket, key: key)
         let winner = try database.prepare(Schema.keyWinner).bind(.text(bucket), .text(key))
         guard try winner.step(), let id = Optional(try winner.hash(0, "entries")) else {
             try database.prepare(Schema.deleteState).bind(.text(bucket), .text(key)).run()
+            noteWinnerChange(bucket: bucket, key: key, before: before, after: nil)
             return
         }
         guard let stored = try entry(id: id) else { return }
         try writeState(bucket: bucket, key: key, entry: stored.entry)
+        noteWinnerChange(bucket: bucket, key: key, before: before, after: id)
     }
 }

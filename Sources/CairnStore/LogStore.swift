@@ -94,6 +94,8 @@ package final class LogStore {
     /// Ids whose waiting orphans are still to be released, while a release is running
     /// (`nil` otherwise): the work list that replaces recursion in `releaseOrphans`.
     var releaseQueue: [Hash32]?
+    /// The change-log bookkeeping of the write in progress (see ChangeLog.swift).
+    var changeRecorder = ChangeRecorder()
 
     private init(database: Database, logID: Hash32, options: StoreOptions) throws {
         self.database = database
@@ -171,7 +173,14 @@ package final class LogStore {
         if version < Schema.version && !readOnly { try migrate(db) }
         let store = try LogStore(database: db, logID: logID, options: options)
         // Version 3 derives the writer set into its own table: fill it from the entries.
-        if version < 3 && !readOnly { try store.database.writeTransaction { try store.recomputeWriterSet() } }
+        if version < 3 && !readOnly {
+            try store.database.writeTransaction {
+                try store.recomputeWriterSet()
+                try store.flushRebuildChanges()
+            }
+        }
+        // Files made by development builds of schema 3 before the change log existed.
+        if version == 3 && !readOnly { try store.addMissingChangeLog() }
         return store
     }
 

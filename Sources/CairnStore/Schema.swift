@@ -10,7 +10,7 @@ enum Schema {
     /// add tables or rebuild one with every row copied, so a migrated file loses nothing.
     static let migrations: [Int64: String] = [
         1: createPeerTables,
-        2: createWritersTable + orphanPoolV3 + valueStoreV3 + pendingTablesV3,
+        2: createWritersTable + orphanPoolV3 + valueStoreV3 + pendingTablesV3 + createChangeLog + backfillChangeLog,
         3: addPeerLagColumns,
     ]
 
@@ -93,6 +93,7 @@ enum Schema {
         \(createValueStore)
         \(createPendingTables)
         \(orphanPoolV3)
+        \(createChangeLog)
         \(addPeerLagColumns)
         """
 
@@ -432,6 +433,97 @@ enum Schema {
         DROP TABLE orphans_v2;
         DROP TABLE quarantine_v2;
         """
+
+    // MARK: - Change log (schema version 3)
+
+    /// The change stream, recorded as the state changes and never rewritten: one row per
+    /// applied entry (cause 0: the key's winner just before and just after it landed; for an
+    /// entry without a key, both NULL), and one row per other change of a key's winner (cause
+    /// 1: a writer-set entry flipped inert flags; cause 2: a rebuild — `verify --repair`, or
+    /// the writer set derived on migration). `seq` is the CDC cursor. Rows are never updated
+    /// or deleted.
+    static let createChangeLog = """
+        CREATE TABLE changes(
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            entry_seq INTEGER NOT NULL,  -- the entry applied (cause 0) or whose application caused the change
+            cause INTEGER NOT NULL,      -- 0 entry, 1 writer set, 2 rebuild
+            bucket TEXT,
+            key TEXT,
+            before_id BLOB,              -- the key's winning write (put or tombstone) before; NULL: none
+            after_id BLOB,               -- and after
+            inert INTEGER NOT NULL,      -- the entry's inert flag when the row was written
+            txn INTEGER,                 -- a local append transaction: the seq of its first row; NULL otherwise
+            ts_ms INTEGER NOT NULL       -- when this node recorded the change
+        );
+        CREATE INDEX changes_entry ON changes(entry_seq);
+        CREATE INDEX changes_txn ON changes(txn) WHERE txn IS NOT NULL;
+        """
+
+    /// Fills the change log of a migrated file: one row per entry at the entry's own `seq` (so
+    /// a cursor stored before the migration still means the same position), with the key's
+    /// winner before and after as the stream computed them before the change log existed.
+    static let backfillChangeLog = """
+        INSERT INTO changes(seq, entry_seq, cause, bucket, key, before_id, after_id, inert, txn, ts_ms)
+        SELECT e.seq, e.seq, 0, e.bucket, e.key,
+            (SELECT w.id FROM entries w WHERE w.bucket = e.bucket AND w.key = e.key AND w.inert = 0 AND w.seq < e.seq
+             ORDER BY w.hlc DESC, w.author DESC, w.id DESC LIMIT 1),
+            (SELECT w.id FROM entries w WHERE w.bucket = e.bucket AND w.key = e.key AND w.inert = 0 AND w.seq <= e.seq
+             ORDER BY w.hlc DESC, w.author DESC, w.id DESC LIMIT 1),
+            e.inert, NULL, e.ingested_ms
+        FROM entries e ORDER BY e.seq;
+        """
+    static let hasChangeLog = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'changes'"
+    static let insertChange = """
+        INSERT INTO changes(entry_seq, cause, bucket, key, before_id, after_id, inert, txn, ts_ms)
+        VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        """
+    static let stateWinnerID = "SELECT entry_id FROM state WHERE bucket = ?1 AND key = ?2"
+    static let entryInert = "SELECT inert FROM entries WHERE seq = ?1"
+    static let maxChangeSeq = "SELECT max(seq) FROM changes"
+    static let nextChangeSeq = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0) + 1"
+    /// The change rows after a cursor with the entry each names and the before/after writes
+    /// (their bodies: the value digest and length are in the payload).
+    static let changesAfter = """
+        SELECT c.seq, c.cause, c.bucket, c.key, c.inert, c.txn, c.ts_ms,
+               e.seq, e.body, e.sig, e.ingested_ms, e.id,
+               c.before_id, b.body, c.after_id, a.body
+        FROM changes c JOIN entries e ON e.seq = c.entry_seq
+        LEFT JOIN entries b ON b.id = c.before_id
+        LEFT JOIN entries a ON a.id = c.after_id
+        WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2
+        """
+    /// The last change of a transaction (its rows are consecutive: one writer at a time).
+    static let transactionEnd = "SELECT max(seq) FROM changes WHERE txn = ?1"
+    /// Per bucket, the changes of a transaction before a cursor (resuming inside one).
+    static let transactionBucketCounts = """
+        SELECT bucket, count(*) FROM changes WHERE txn = ?1 AND seq < ?2 GROUP BY bucket
+        """
+    static let changeSeqOfEntry = """
+        SELECT c.seq FROM entries e JOIN changes c ON c.entry_seq = e.seq AND c.cause = 0 WHERE e.id = ?1
+        """
+    /// Live keys for a snapshot, with their winner's body, in (bucket, key) order.
+    static let snapshotState = """
+        SELECT s.bucket, s.key, e.seq, e.body, e.sig, e.ingested_ms, e.id, e.inert FROM state s JOIN entries e ON e.id = s.entry_id
+        WHERE s.deleted = 0 AND (s.bucket > ?1 OR (s.bucket = ?1 AND s.key > ?2)) ORDER BY s.bucket, s.key LIMIT ?3
+        """
+    static let saveStateForRebuild = """
+        DROP TABLE IF EXISTS temp.state_before_rebuild;
+        CREATE TEMP TABLE state_before_rebuild AS SELECT bucket, key, entry_id FROM state;
+        """
+    /// After a rebuild: one change row per key whose winner differs from before (cause 2).
+    static let recordRebuildChanges = """
+        INSERT INTO changes(entry_seq, cause, bucket, key, before_id, after_id, inert, txn, ts_ms)
+        SELECT ?1, 2, bucket, key, before_id, after_id, 0, NULL, ?2 FROM (
+            SELECT b.bucket AS bucket, b.key AS key, b.entry_id AS before_id, s.entry_id AS after_id
+            FROM temp.state_before_rebuild b LEFT JOIN state s ON s.bucket = b.bucket AND s.key = b.key
+            WHERE s.entry_id IS NOT b.entry_id
+            UNION ALL
+            SELECT s.bucket, s.key, NULL, s.entry_id FROM state s
+            WHERE NOT EXISTS (SELECT 1 FROM temp.state_before_rebuild b WHERE b.bucket = s.bucket AND b.key = s.key)
+            ORDER BY 1, 2
+        )
+        """
+    static let dropStateBeforeRebuild = "DROP TABLE temp.state_before_rebuild"
 
     // MARK: - Delta
 

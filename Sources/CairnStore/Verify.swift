@@ -73,6 +73,11 @@ extension LogStore {
     /// - Throws: SQLite errors; the transaction then rolls back and nothing changes.
     public func repair() throws {
         try database.writeTransaction {
+            // The change log is history, not derived: keep it, and record the keys whose winner
+            // the rebuild changed (cause `rebuild`).
+            try database.execute(Schema.saveStateForRebuild)
+            changeRecorder.suspended = true
+            defer { changeRecorder.suspended = false }
             try database.execute(Schema.clearDerivedTables)
             try forEachEntryRow { row in
                 guard let entry = try? SignedEntry(bodyBytes: row.body, signature: row.sig), entry.id.bytes == row.id else { return }
@@ -95,6 +100,9 @@ extension LogStore {
             try rebuildState()
             try rebuildOrphanWaits()
             try database.execute(Schema.orphanPoolV3)
+            try database.prepare(Schema.recordRebuildChanges).bind(.int(try lastSeq()), .integer(nowMilliseconds)).run()
+            database.resetStatements()
+            try database.execute(Schema.dropStateBeforeRebuild)
         }
     }
 

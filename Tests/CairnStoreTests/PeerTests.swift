@@ -125,7 +125,7 @@ import Testing
         // Make it what schema version 1 wrote: no peer tables.
         do {
             let db = try Database(path: path, mode: .readWrite)
-            try db.execute("DROP TABLE peers; DROP TABLE peer_status; DROP TABLE writers; UPDATE meta SET value = 1 WHERE name = 'schema_version'")
+            try db.execute("DROP TABLE peers; DROP TABLE peer_status; DROP TABLE writers; DROP TABLE changes; UPDATE meta SET value = 1 WHERE name = 'schema_version'")
         }
         // A read-only connection reads it as it is.
         #expect(try LogStore.open(path: path, options: log.options, readOnly: true).heads() == heads)

@@ -126,6 +126,7 @@ import Testing
                 ALTER TABLE peer_status DROP COLUMN lag_entries;
                 ALTER TABLE peer_status DROP COLUMN lag_oldest_ms;
                 ALTER TABLE peer_status DROP COLUMN lag_lower_bound;
+                DROP TABLE changes;
                 UPDATE meta SET value = 2 WHERE name = 'schema_version';
                 """)
         }
@@ -134,6 +135,11 @@ import Testing
         let version = try db.prepare("SELECT value FROM meta WHERE name = 'schema_version'")
         #expect(try version.step() && version.int(0) >= 3)
         #expect(try migrated.orphanCount() == 1)
+        // The change log is backfilled at the entries' own seqs: stored cursors keep their meaning.
+        let backfilled = try migrated.changes(after: .start, limit: 100, values: false)
+        #expect(backfilled.map(\.cursor.rawValue) == backfilled.map(\.stored.seq))
+        #expect(backfilled.map(\.cursor.rawValue) == Array(1...Int64(try migrated.entryCount())))
+        #expect(backfilled.last?.after?.entryID == purged.id && backfilled.last?.before?.entryID == nil)
         #expect(try migrated.value(try #require(kept.payload.valueRef).digest) == .present(Array("kept bytes".utf8)))
         #expect(try migrated.value(try #require(purged.payload.valueRef).digest) == .purged)
         #expect(try migrated.value(Hash32(bytes: [UInt8](repeating: 0, count: 32))!) == .missing)

@@ -106,6 +106,23 @@ import Testing
         #expect(try storeSnapshot(node) == expected, "\(tampering)")
     }
 
+    /// The change log is history, not a derived table: repair keeps every row and records
+    /// each key whose winner the rebuild changed (cause rebuild).
+    @Test func repairKeepsTheChangeLogAndRecordsWhatItChanged() throws {
+        let (log, node) = try populated()
+        defer { log.cleanup() }
+        let before = try node.changes(after: .start, limit: 100_000, values: false)
+        try node.database.execute("DELETE FROM state")
+        try node.repair()
+        let after = try node.changes(after: .start, limit: 100_000, values: false)
+        #expect(after.prefix(before.count).map(\.cursor) == before.map(\.cursor))
+        #expect(after.prefix(before.count).map(\.after) == before.map(\.after))
+        let rebuilt = after.dropFirst(before.count)
+        #expect(!rebuilt.isEmpty && rebuilt.allSatisfy { $0.cause == .rebuild && $0.before == nil && $0.after != nil })
+        try node.repair()
+        #expect(try node.changes(after: .start, limit: 100_000, values: false).count == after.count, "a repair that changes nothing records nothing")
+    }
+
     @Test func aTamperedWriterTableCannotAdmitAChangeAnUntamperedCopyRefuses() throws {
         let (log, node) = try populated()
         defer { log.cleanup() }
