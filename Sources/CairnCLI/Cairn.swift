@@ -10,6 +10,16 @@ import Glibc
 import Darwin
 #endif
 
+/// What `cairn --version` prints: the tool's version and the formats it speaks.
+enum CairnVersion {
+    static let tool = "0.9.0"
+    /// The sync protocol version (CairnSync's `PeerSession.protocolVersion`).
+    static let syncProtocol = 1
+    static var text: String {
+        "cairn \(tool) (entry format \(EntryBody.currentVersion), sync protocol \(syncProtocol))"
+    }
+}
+
 /// `cairn`: the command-line tool of a Cairn log.
 @main
 struct Cairn: AsyncParsableCommand {
@@ -25,7 +35,14 @@ struct Cairn: AsyncParsableCommand {
             Exit status: 0 on success, 1 on an error (printed as one line 'cairn: error: ...'), \
             64 on bad arguments. The node's secret key (node.key) and the log's network secret \
             (network.key) are never printed or logged; only `cairn invite` prints secrets, on purpose.
+
+            EXAMPLES:
+              cairn init --name manifests
+              cairn put tables/orders ./orders.json
+              cairn log --graph --oneline -n 20
+              cairn --version
             """,
+        version: CairnVersion.text,
         subcommands: [
             InitCommand.self, PutCommand.self, DeleteCommand.self, GetCommand.self, LsCommand.self,
             LogCommand.self, ShowCommand.self, HistoryCommand.self, VerifyCommand.self,

@@ -50,7 +50,32 @@ public struct LogFilter: Sendable {
     public var limit: Int?
     /// Newest first (like `git log`) when true; oldest first otherwise.
     public var newestFirst = true
+    /// Keyset pagination: only entries strictly after this `(hlc, id)` position in the
+    /// chosen order (the last entry of the previous page). `nil`: from the start.
+    public var after: LogPosition?
     public init() {}
+}
+
+/// A position in the log's `(hlc, id)` order, for reading it page by page.
+public struct LogPosition: Sendable, Hashable {
+    public let hlc: HLC
+    public let id: Hash32
+    public init(hlc: HLC, id: Hash32) {
+        self.hlc = hlc
+        self.id = id
+    }
+}
+
+/// The few columns of an entry needed to order its parents (`log --graph`).
+public struct EntrySummary: Sendable, Hashable {
+    public let id: Hash32
+    public let hlc: HLC
+    public let author: PublicKey
+    public init(id: Hash32, hlc: HLC, author: PublicKey) {
+        self.id = id
+        self.hlc = hlc
+        self.author = author
+    }
 }
 
 extension LogStore {
@@ -116,8 +141,60 @@ extension LogStore {
             if let key = filter.key { conditions.append("key = ?"); values.append(.text(key)) }
             if let since = filter.since { conditions.append("hlc >= ?"); values.append(.integer(since.rawValue)) }
             if let until = filter.until { conditions.append("hlc <= ?"); values.append(.integer(until.rawValue)) }
+            if let after = filter.after {
+                conditions.append(filter.newestFirst ? "(hlc, id) < (?, ?)" : "(hlc, id) > (?, ?)")
+                values += [.integer(after.hlc.rawValue), .blob(after.id.bytes)]
+            }
             let statement = try database.prepare(Schema.log(conditions: conditions, newestFirst: filter.newestFirst))
             try statement.bind(values + [.integer(filter.limit ?? -1)])
+            var out: [StoredEntry] = []
+            while try statement.step() { out.append(try storedEntry(statement)) }
+            return out
+        }
+    }
+
+    /// Calls `body` with the entries matching `filter` a page of `pageSize` at a time (keyset
+    /// pagination on `(hlc, id)`, so each page costs the same at any log size and memory stays
+    /// bounded); `filter.limit` caps the total. Return `false` from `body` to stop.
+    public func forEachLogPage(_ filter: LogFilter, pageSize: Int = 256, _ body: ([StoredEntry]) throws -> Bool) throws {
+        var remaining = filter.limit ?? .max
+        var page = filter
+        while remaining > 0 {
+            page.limit = min(remaining, pageSize)
+            let entries = try log(page)
+            guard let last = entries.last else { return }
+            guard try body(entries) else { return }
+            remaining -= entries.count
+            if entries.count < page.limit ?? 0 { return }
+            page.after = LogPosition(hlc: last.entry.hlc, id: last.entry.id)
+        }
+    }
+
+    /// The HLC and author of each of `ids` the log holds (missing ids are left out).
+    public func summaries(of ids: [Hash32]) throws -> [Hash32: EntrySummary] {
+        try database.readTransaction {
+            var out: [Hash32: EntrySummary] = [:]
+            for id in ids where out[id] == nil {
+                let statement = try database.prepare(Schema.entrySummaryByID).bind(.blob(id.bytes))
+                if try statement.step() {
+                    out[id] = EntrySummary(id: id, hlc: statement.hlc(0), author: try statement.publicKey(1, "entries"))
+                }
+                statement.reset()
+            }
+            return out
+        }
+    }
+
+    /// Up to `limit` entries whose hex id starts with `prefix` (for listing the candidates of
+    /// an ambiguous prefix), in id order.
+    public func entries(prefix: String, limit: Int) throws -> [StoredEntry] {
+        try database.readTransaction {
+            let hex = prefix.lowercased()
+            guard hex.count >= 1, hex.count <= 64, Hex.decode(hex + (hex.count % 2 == 1 ? "0" : "")) != nil else { return [] }
+            let pad = 64 - hex.count
+            let low = Hex.decode(hex + String(repeating: "0", count: pad))!
+            let high = Hex.decode(hex + String(repeating: "f", count: pad))!
+            let statement = try database.prepare(Schema.entriesByIDPrefixList).bind(.blob(low), .blob(high + [0]), .integer(Int64(limit)))
             var out: [StoredEntry] = []
             while try statement.step() { out.append(try storedEntry(statement)) }
             return out

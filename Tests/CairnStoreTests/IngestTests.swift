@@ -120,7 +120,7 @@ import Testing
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("not-a-log").path
-        FileManager.default.createFile(atPath: path, contents: Data("hello, this is not sqlite at all......".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("hello, this is not sqlite at all......".utf8))
         #expect(throws: StoreError.notACairnLog(path: path)) { try LogStore.open(path: path) }
         let missing = dir.appendingPathComponent("missing.db").path
         #expect(throws: StoreError.notACairnLog(path: missing)) { try LogStore.open(path: missing) }
