@@ -38,7 +38,7 @@ struct Cairn: AsyncParsableCommand {
 
             EXAMPLES:
               cairn init --name manifests
-              cairn put tables/orders ./orders.json
+              cairn put tables/orders --file ./orders.json
               cairn log --graph --oneline -n 20
               cairn --version
             """,

@@ -14,7 +14,8 @@ struct PutCommand: CairnCommand {
             the log had diverged, a merge entry is written first.
 
             EXAMPLES:
-              cairn put tables/orders ./orders.json
+              cairn put tables/orders --file ./orders.json
+              cairn put notes/today "hello"
               echo hello | cairn put notes/today -
             """)
 
