@@ -309,9 +309,14 @@ extension LogStore {
     /// Live keys of `bucket` starting with `prefix`, in byte order, after `after`, at most `limit`.
     public func list(bucket: String, prefix: String = "", after: String? = nil, limit: Int = 1000) throws -> [KeyState] {
         try database.readTransaction {
-            let statement = try database.prepare(Schema.listState).bind(
-                .text(bucket), .text(prefix), .text(after ?? ""), .integer(limit)
-            )
+            // One range bound, so SQLite seeks straight to the page (with both `key >= prefix`
+            // and `key > after` it may seek by the prefix and scan every earlier page again).
+            let statement: Statement
+            if let after, after.utf8.lexicographicallyPrecedes(prefix.utf8) == false {
+                statement = try database.prepare(Schema.listStateAfter).bind(.text(bucket), .text(after), .integer(limit))
+            } else {
+                statement = try database.prepare(Schema.listStateFrom).bind(.text(bucket), .text(prefix), .integer(limit))
+            }
             var out: [KeyState] = []
             while try statement.step() {
                 let key = try statement.string(1, "state")

@@ -196,9 +196,14 @@ enum Schema {
         SELECT id FROM entries WHERE bucket = ?1 AND key = ?2 AND inert = 0 AND seq < ?3
         ORDER BY hlc DESC, author DESC, id DESC LIMIT 1
         """
-    static let listState = """
+    /// `ls`, page by page: the live keys from `key >= ?2` (the first page) or after `key > ?2`.
+    static let listStateFrom = """
         SELECT bucket, key, entry_id, hlc, author, deleted, value_digest, value_length FROM state
-        WHERE bucket = ?1 AND key >= ?2 AND key > ?3 AND deleted = 0 ORDER BY key LIMIT ?4
+        WHERE bucket = ?1 AND key >= ?2 AND deleted = 0 ORDER BY key LIMIT ?3
+        """
+    static let listStateAfter = """
+        SELECT bucket, key, entry_id, hlc, author, deleted, value_digest, value_length FROM state
+        WHERE bucket = ?1 AND key > ?2 AND deleted = 0 ORDER BY key LIMIT ?3
         """
     static let buckets = "SELECT bucket, count(*) FROM state WHERE deleted = 0 GROUP BY bucket ORDER BY bucket"
     /// State rows whose entry is not the LWW winner of the key (verify).
