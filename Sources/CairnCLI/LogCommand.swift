@@ -10,9 +10,12 @@ struct LogCommand: CairnCommand {
         abstract: "Show entries, newest first.",
         discussion: """
             Each entry shows its id, kind, bucket/key, author (short hex), HLC (wall time in \
-            ISO-8601 UTC and counter) and parents. --graph draws the DAG as 'git log --graph' \
-            does; when filters hide entries, each shown entry is linked to its nearest shown \
-            ancestors. --json prints one JSON object per line with the keys id, cursor, kind, \
+            ISO-8601 UTC and counter) and parents. --graph draws the DAG exactly as 'git log \
+            --graph --date-order' draws the same commits, taking as an entry's first parent its \
+            author's own previous entry (the parent by the same author with the greatest HLC), \
+            else its newest parent, and the other parents newest first; when filters hide \
+            entries, each shown entry is linked to its nearest shown ancestors. The log is read \
+            and printed page by page, so '| head' returns at once on a log of any size. --json prints one JSON object per line with the keys id, cursor, kind, \
             hlc, hlc_wall_ms, hlc_counter, time, author, parents, inert, ingested_ms and the \
             kind's own fields.
 
