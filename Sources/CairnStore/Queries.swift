@@ -215,7 +215,14 @@ extension LogStore {
     public func merges(deciding bucket: String, key: String) throws -> [(StoredEntry, MergeDecision)] {
         try database.readTransaction {
             var out: [(StoredEntry, MergeDecision)] = []
-            let statement = try database.prepare(Schema.mergeEntries)
+            // A merge decides between two concurrent writes of the key, so it descends from
+            // both and its HLC is above the second-oldest write's: a key written once was never
+            // decided about, and only the merges after that HLC are read.
+            let second = try database.prepare(Schema.secondOldestWrite).bind(.text(bucket), .text(key))
+            guard try second.step() else { return [] }
+            let after = second.int64(0)
+            second.reset()
+            let statement = try database.prepare(Schema.mergeEntriesAfterHLC).bind(.int(after))
             while try statement.step() {
                 let stored = try storedEntry(statement)
                 guard case .merge(let decisions) = stored.entry.payload else { continue }

@@ -139,7 +139,9 @@ enum Schema {
     static let seqAndHLC = "SELECT seq, hlc FROM entries WHERE id = ?1"
     static let headsNotChildless = "SELECT h.id FROM heads h WHERE EXISTS (SELECT 1 FROM parents p WHERE p.parent = h.id) OR NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = h.id)"
     static let childlessNotHeads = "SELECT e.id FROM entries e WHERE NOT EXISTS (SELECT 1 FROM parents p WHERE p.parent = e.id) AND NOT EXISTS (SELECT 1 FROM heads h WHERE h.id = e.id)"
-    static let mergeEntries = "SELECT \(entryColumns) FROM entries WHERE kind = 4 ORDER BY seq"
+    /// `history`: the HLC of a key's second-oldest write, and the merges above an HLC.
+    static let secondOldestWrite = "SELECT hlc FROM entries WHERE bucket = ?1 AND key = ?2 ORDER BY hlc LIMIT 1 OFFSET 1"
+    static let mergeEntriesAfterHLC = "SELECT \(entryColumns) FROM entries WHERE kind = 4 AND hlc > ?1 ORDER BY seq"
     /// `cairn log`: the filtered entries by HLC; the last parameter is the LIMIT (-1: none).
     static func log(conditions: [String], newestFirst: Bool) -> String {
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
