@@ -74,10 +74,10 @@ struct ShowCommand: CairnCommand {
             rows.append(["name", name])
             rows += writers.enumerated().map { [$0 == 0 ? "writers" : "", "\($1.key.hex) \($1.role)"] }
         case .put(let bucket, let key, let ref):
-            rows += [["bucket", bucket], ["key", key],
+            rows += [["bucket", Quote.cStyle(bucket)], ["key", Quote.cStyle(key)],
                      ["value", "digest \(ref.digest.hex), \(ref.length) bytes, \(lookup.map(ValueFormat.state) ?? "missing")"]]
         case .delete(let bucket, let key):
-            rows += [["bucket", bucket], ["key", key]]
+            rows += [["bucket", Quote.cStyle(bucket)], ["key", Quote.cStyle(key)]]
         case .merge(let decisions):
             if decisions.isEmpty { rows.append(["decisions", "(none: no key was written on more than one branch)"]) }
             for (index, decision) in decisions.enumerated() {
