@@ -57,6 +57,9 @@ enum ErrorReport {
             "the log at \(dataDirectory ?? "the data directory") is busy (another process holds the write lock); try again"
         case let error as SQLiteError where error.code & 0xff == Database.ResultCode.readOnly:
             StoreError.readOnly(path: dataDirectory ?? "the data directory").description
+        case let error as SQLiteError where error.code & 0xff == 11:  // SQLITE_CORRUPT
+            "\(dataDirectory.map { "\($0)/cairn.db" } ?? "the log's database") is damaged (SQLite: \(error.message)); "
+                + "restore it from a backup, or make a new node from a bundle (`cairn init --from`) or an invite and sync"
         case let error as SQLiteError:
             // Never SQLite's raw text with the statement: the file, what failed, what to do.
             "\(dataDirectory.map { "\($0)/cairn.db" } ?? "the log's database"): \(error.message) (SQLite code \(error.code)); "

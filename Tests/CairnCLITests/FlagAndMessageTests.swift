@@ -102,6 +102,27 @@ struct FlagAndMessageTests {
         #expect(history.hasPrefix("history of \"b/two\\nlines\": 1 version"), "\(history)")
     }
 
+    @Test func aDamagedDatabaseIsNamedWithWhatToDo() throws {
+        let sandbox = try Sandbox()
+        let node = try sandbox.initLog()
+        for index in 0..<30 { try node.ok("put", "b/k\(index)", String(repeating: "v\(index)", count: 600)) }
+        // Overwrite the start of every page after the first three.
+        let database = node.dataDir + "/cairn.db"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: database)))
+        var offset = 3 * 4096
+        while offset + 100 <= bytes.count {
+            for index in offset..<(offset + 100) { bytes[index] = 0xFF }
+            offset += 4096
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: database))
+        for command in [["log"], ["ls", "b"]] {
+            let result = try CLI.run(["--data-dir", node.dataDir] + command)
+            expectCleanError(result, containing: "\(node.dataDir)/cairn.db is damaged")
+            #expect(!result.stderr.contains("SQLite error") && !result.stderr.contains("SELECT"), "\(result)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
+        }
+    }
+
     @Test func sqliteFailuresNameTheFileAndWhatToDo() throws {
         let sandbox = try Sandbox()
         let node = try sandbox.initLog()
