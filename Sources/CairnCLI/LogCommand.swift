@@ -128,16 +128,35 @@ struct LogCommand: CairnCommand {
         range.since = oldest
         range.until = newest
         range.newestFirst = false
-        var nearest: [Hash32: Set<Hash32>] = [:]
-        var result: [Hash32: [Hash32]] = [:]
-        for stored in try await log.log(range) {
-            var found = Set<Hash32>()
-            for parent in stored.entry.parents {
-                if shownIDs.contains(parent) { found.insert(parent) } else { found.formUnion(nearest[parent] ?? []) }
+        return try await log.withStore { store in
+            // Read page by page; an entry's nearest shown ancestors are kept only until its
+            // last child has been read, so memory follows the width of the DAG, not the range.
+            var nearest: [Hash32: (ancestors: Set<Hash32>, childrenLeft: Int)] = [:]
+            var result: [Hash32: [Hash32]] = [:]
+            try store.forEachLogPage(range, pageSize: 1000) { page in
+                for stored in page {
+                    let id = stored.entry.id
+                    var found = Set<Hash32>()
+                    for parent in stored.entry.parents {
+                        if shownIDs.contains(parent) {
+                            found.insert(parent)
+                        } else if var waiting = nearest[parent] {
+                            found.formUnion(waiting.ancestors)
+                            waiting.childrenLeft -= 1
+                            nearest[parent] = waiting.childrenLeft > 0 ? waiting : nil
+                        }
+                    }
+                    if shownIDs.contains(id) {
+                        result[id] = found.sorted()
+                    } else if !found.isEmpty {
+                        let children = try store.childCount(of: id)
+                        if children > 0 { nearest[id] = (found, children) }
+                    }
+                }
+                return true
             }
-            if shownIDs.contains(stored.entry.id) { result[stored.entry.id] = found.sorted() } else { nearest[stored.entry.id] = found }
+            return result
         }
-        return result
     }
 }
 

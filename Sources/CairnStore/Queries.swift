@@ -267,6 +267,14 @@ extension LogStore {
         }
     }
 
+    /// How many children an entry has (edges in the parent table).
+    public func childCount(of id: Hash32) throws -> Int {
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.childCount).bind(.blob(id.bytes))
+            return try statement.step() ? statement.int(0) : 0
+        }
+    }
+
     /// Up to `limit` ids that orphans are waiting for (what to ask peers for).
     public func missingParents(limit: Int = 1000) throws -> [Hash32] {
         try database.readTransaction {

@@ -132,6 +132,7 @@ enum Schema {
     static let entryByID = "SELECT \(entryColumns) FROM entries WHERE id = ?1"
     static let entriesByIDPrefix = "SELECT \(entryColumns) FROM entries WHERE id >= ?1 AND id < ?2 LIMIT 2"
     static let entriesByIDPrefixList = "SELECT \(entryColumns) FROM entries WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3"
+    static let childCount = "SELECT count(*) FROM parents WHERE parent = ?1"
     static let entrySummaryByID = "SELECT hlc, author FROM entries WHERE id = ?1"
     static let entriesAfterSeq = "SELECT \(entryColumns) FROM entries WHERE seq > ?1 ORDER BY seq LIMIT ?2"
     static let entriesByKey = "SELECT \(entryColumns) FROM entries WHERE bucket = ?1 AND key = ?2 ORDER BY hlc, author, id"

@@ -91,7 +91,7 @@ import Testing
         defer { log.cleanup() }
         // A revoked writer with an entry made inert, so the writer tables have a revocation.
         let late = LogStore.sign(.put(bucket: "b", key: "k3", value: ValueRef(of: [1])), by: key(2),
-                                 hlc: HLC(rawValue: try node.lastHLC.rawValue + 1), parents: try node.heads().map(\.id))
+                                 hlc: HLC(rawValue: node.lastHLC.rawValue + 1), parents: try node.heads().map(\.id))
         #expect(try node.insert([RawEntry(late, value: [1])]).rejected.isEmpty)
         try node.append([.other(.revokeWriter(key: key(2).publicKey, from: late.hlc))], signer: log.admin)
         #expect(try node.entry(id: late.id)?.inert == true)

@@ -74,7 +74,7 @@ import Testing
         #expect(try b.insert([raw[0]]).applied.count == 2)
         #expect(try b.stateSnapshot() == a.stateSnapshot())
         // With every parent present, an unknown author is refused outright.
-        let stranger = LogStore.sign(.delete(bucket: "b", key: "k"), by: key(7), hlc: HLC(rawValue: try b.lastHLC.rawValue + 1), parents: try b.heads().map(\.id))
+        let stranger = LogStore.sign(.delete(bucket: "b", key: "k"), by: key(7), hlc: HLC(rawValue: b.lastHLC.rawValue + 1), parents: try b.heads().map(\.id))
         #expect(try b.insert([RawEntry(stranger)]).rejected.first?.reason == .unknownAuthor(key(7).publicKey))
     }
 
@@ -274,7 +274,7 @@ import Testing
         let node = try log.node()
         #expect(throws: StoreError.self) { try node.append([.other(.revokeWriter(key: alice.publicKey, from: .zero))], signer: alice) }
         let selfRevocation = LogStore.sign(.revokeWriter(key: alice.publicKey, from: .zero), by: alice,
-                                           hlc: HLC(rawValue: try node.lastHLC.rawValue + 1), parents: try node.heads().map(\.id))
+                                           hlc: HLC(rawValue: node.lastHLC.rawValue + 1), parents: try node.heads().map(\.id))
         #expect(try node.insert([RawEntry(selfRevocation)]).rejected.isEmpty)
         #expect(try node.entry(id: selfRevocation.id)?.inert == true)
         #expect(try node.writerStatus(alice.publicKey).role == .admin && node.writerStatus(alice.publicKey).revokedFrom == nil)
