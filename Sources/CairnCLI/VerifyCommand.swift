@@ -3,6 +3,12 @@ import CairnStore
 import ArgumentParser
 import Cairn
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// `cairn verify`: re-checks the whole log, like `git fsck`.
 struct VerifyCommand: CairnCommand {
     static let configuration = CommandConfiguration(
@@ -60,7 +66,7 @@ struct VerifyCommand: CairnCommand {
     }
 }
 
-/// The one progress bar of the CLI (`verify`, `import`, `init --from`, `join`): on stderr,
+/// The one progress bar of the CLI (`verify`, `import`, `init --from`, `export`): on stderr,
 /// only on a terminal, and only once the work has taken more than a second. It shows the
 /// fraction done, the count, the rate and the time left:
 /// `importing [########              ]  27% 54000/200000  18.2k/s  ETA 0:08`.
@@ -73,15 +79,23 @@ final class ProgressBar: @unchecked Sendable {
     private var drawn = false
     private var lastDraw = -1.0
 
+    /// Seconds before the bar appears: 1, or `$CAIRN_PROGRESS_DELAY_MS` (the tests set 0).
+    private let delay: Double
+
     init(label: String, enabled: Bool = Terminal.stderrIsTTY) {
         self.label = label
         self.enabled = enabled
+        if let env = getenv("CAIRN_PROGRESS_DELAY_MS"), let milliseconds = Double(String(cString: env)) {
+            delay = milliseconds / 1000
+        } else {
+            delay = 1
+        }
     }
 
     func update(_ done: Int, _ total: Int) {
         guard enabled, total > 0 else { return }
         let elapsed = clock.seconds
-        guard elapsed > 1, elapsed - lastDraw >= 0.1 || done >= total else { return }
+        guard elapsed >= delay, elapsed - lastDraw >= 0.1 || done >= total else { return }
         lastDraw = elapsed
         Terminal.errorRaw("\r" + Self.render(label: label, done: done, total: total, elapsed: elapsed) + "\u{1B}[K")
         drawn = true

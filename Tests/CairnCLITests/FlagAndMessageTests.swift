@@ -102,6 +102,38 @@ struct FlagAndMessageTests {
         #expect(history.hasPrefix("history of \"b/two\\nlines\": 1 version"), "\(history)")
     }
 
+    /// On a terminal, export, import, init --from and verify draw one kind of bar: label,
+    /// fraction, count, rate and ETA (checked through `script`, which gives the command a TTY).
+    @Test func progressBarsOnATerminalShowRateAndETA() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { return }
+        let sandbox = try Sandbox()
+        let path = sandbox.path("node")
+        let log = try CairnLog.create(at: path, name: "progress")
+        for batch in 0..<5 {
+            _ = try await log.write((0..<1000).map { .put(bucket: "b", key: "k\(batch)-\($0)", value: [1]) })
+        }
+        let bundle = sandbox.path("all.bundle")
+        func onTerminal(_ arguments: [String]) throws -> String {
+            let command = ([CLI.binary] + arguments).map { "'\($0)'" }.joined(separator: " ")
+            return try runProgram("/usr/bin/script", ["-qec", command, "/dev/null"], in: sandbox.root.path,
+                                  environment: ["CAIRN_PROGRESS_DELAY_MS": "0", "TERM": "dumb"])
+        }
+        let runs: [(String, [String])] = [
+            ("exporting", ["--data-dir", path, "export", bundle]),
+            ("importing", ["--data-dir", sandbox.path("copy"), "init", "--from", bundle]),
+            ("importing", ["--data-dir", path, "import", bundle]),
+            ("verifying", ["--data-dir", path, "verify"]),
+        ]
+        for (label, arguments) in runs {
+            let output = try onTerminal(arguments)
+            #expect(output.contains("\(label) ["), "\(arguments): \(output)")
+            #expect(output.contains("/s"), "\(arguments): \(output)")
+        }
+        // Not on a terminal: nothing on stderr.
+        let plain = try Node(dataDir: path).run("export", sandbox.path("again.bundle"))
+        #expect(plain.status == 0 && plain.stderr.isEmpty, "\(plain)")
+    }
+
     @Test func aDamagedDatabaseIsNamedWithWhatToDo() throws {
         let sandbox = try Sandbox()
         let node = try sandbox.initLog()
