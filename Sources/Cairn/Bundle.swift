@@ -220,9 +220,9 @@ extension CairnLog {
     /// - Throws: ``BundleError/cannotOpen(path:)`` or ``DataDirectoryError/io(path:errno:)``
     ///   if the file cannot be written; `SQLiteError`.
     @discardableResult
-    public func exportBundle(to path: String) throws(CairnError) -> Int {
+    public func exportBundle(to path: String, progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws(CairnError) -> Int {
         try CairnError.translating {
-            try store.exportBundle(to: path)
+            try store.exportBundle(to: path, progress: progress)
         }
     }
 
@@ -251,12 +251,13 @@ extension CairnLog {
 }
 
 extension LogStore {
-    func exportBundle(to path: String) throws -> Int {
+    func exportBundle(to path: String, progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> Int {
         let store = self
         let writer = try HashingWriter(path: path)
         try writer.write(BundleFormat.magic + [BundleFormat.version] + logID.bytes)
         var count: UInt64 = 0
         try store.database.readTransaction {
+            let total = try store.entryCount()
             try store.forEachEntry { stored in
                 var w = ByteWriter(capacity: stored.entry.bodyBytes.count + 80)
                 w.u8(BundleFormat.entryTag)
@@ -270,6 +271,7 @@ extension LogStore {
                 }
                 try writer.write(w.bytes)
                 count += 1
+                if count % 1000 == 0 { progress(Int(count), total) }
                 return true
             }
         }

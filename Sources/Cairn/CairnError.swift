@@ -116,7 +116,9 @@ public struct CairnError: Error, Sendable, CustomStringConvertible, LocalizedErr
             (.busy, "the log is busy: another process held the write lock too long; try again")
         case let error as SQLiteError where error.code & 0xff == Database.ResultCode.readOnly:
             (.readOnly, "the log is read-only (read-only media, no write permission, or opened read-only)")
-        case let error as SQLiteError: (.corrupt, "the database failed: \(error.message)")
+        case let error as SQLiteError where error.code & 0xff == Database.ResultCode.corrupt:
+            (.corrupt, "the database is damaged: \(error.message); restore it from a backup or make a new node and sync")
+        case let error as SQLiteError: (.io, "the database failed: \(error.message)")
         default: (.other, "\(error)")
         }
     }

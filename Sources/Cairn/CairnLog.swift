@@ -132,13 +132,17 @@ public actor CairnLog {
     /// Creates a new node of the log a bundle belongs to, and imports the bundle: the usual way
     /// to start a second node by file (`cairn init --from BUNDLE`). If the bundle is refused,
     /// nothing is left behind.
+    ///
+    /// - Parameter progress: called after each chunk of the bundle is applied.
     public static func join(
-        at path: String, bundle: String, networkSecret: [UInt8]? = nil, options: StoreOptions = StoreOptions()
+        at path: String, bundle: String, networkSecret: [UInt8]? = nil, options: StoreOptions = StoreOptions(),
+        progress: (ImportProgress) throws -> Void = { _ in }
     ) throws(CairnError) -> CairnLog {
         try CairnError.translating {
             let genesis = try BundleReader.genesis(of: bundle)
             return try join(at: path, genesis: genesis, networkSecret: networkSecret, nodeKey: nil, options: options) { store in
-                _ = try store.importBundle(from: bundle, batchSize: 2000, pauseMicroseconds: 0)  // a new node: no other writer yet
+                // A new node: no other writer yet, so no pause between chunks.
+                _ = try store.importBundle(from: bundle, batchSize: 2000, pauseMicroseconds: 0, progress: progress)
             }
         }
     }

@@ -7,8 +7,8 @@ import Glibc
 
 /// Cairn's version, as `cairn tail` reports it in `source.version`.
 public enum CairnVersion {
-    /// The version string.
-    public static let string = "0.3.0"
+    /// The version string (also the change stream's `source.version` and `cairn --version`).
+    public static let string = "0.9.0"
 }
 
 /// The change stream: this node's change log from a cursor — one change per applied entry, and

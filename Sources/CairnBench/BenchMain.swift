@@ -14,6 +14,7 @@ import Foundation
 ///     swift run -c release cairn-bench reconcile [--items N]
 ///     swift run -c release cairn-bench sync [--entries N] [--pushes N] [--items N] [--diffs N]
 ///     swift run -c release cairn-bench get [--keys N] [--gets N]   # small gets beside a 50 MiB value
+///     swift run -c release cairn-bench cli --entries 1000000 [--dir PATH] [--reimport]   # log/ls/get/history as subprocesses
 @main
 struct BenchMain {
     static func main() async throws {
@@ -27,11 +28,12 @@ struct BenchMain {
         case "generate-bundle": try await CoreBenchmark(entries: entries).generateBundle(at: arguments.last!)
         case "reconcile": try ReconcileBenchmark.run(arguments: arguments)
         case "sync": try await SyncBenchmark(arguments: arguments).run()
+        case "cli": try await CLIBenchmark(arguments: arguments).run()
         case "get":
             try await CoreBenchmark(entries: entries).getBesideLargeValue(
                 keys: option("--keys", in: arguments) ?? 10_000, gets: option("--gets", in: arguments) ?? 20_000)
         default:
-            print("usage: cairn-bench [core|import-memory|reconcile|sync|get] [--entries N] [--items N] [--keys N] [--gets N]")
+            print("usage: cairn-bench [core|import-memory|reconcile|sync|get|cli] [--entries N] [--items N] [--keys N] [--gets N]")
             exit(2)
         }
     }

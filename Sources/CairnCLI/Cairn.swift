@@ -2,6 +2,7 @@ import CairnCore
 import CairnStore
 import ArgumentParser
 import Cairn
+import CairnSync
 import Logging
 
 #if canImport(Glibc)
@@ -9,6 +10,13 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// What `cairn --version` prints: the library's version and the formats it speaks.
+enum VersionText {
+    static var text: String {
+        "cairn \(CairnVersion.string) (entry format \(EntryBody.currentVersion), sync protocol \(SyncNode.protocolVersion))"
+    }
+}
 
 /// `cairn`: the command-line tool of a Cairn log.
 @main
@@ -25,7 +33,14 @@ struct Cairn: AsyncParsableCommand {
             Exit status: 0 on success, 1 on an error (printed as one line 'cairn: error: ...'), \
             64 on bad arguments. The node's secret key (node.key) and the log's network secret \
             (network.key) are never printed or logged; only `cairn invite` prints secrets, on purpose.
+
+            EXAMPLES:
+              cairn init --name manifests
+              cairn put tables/orders --file ./orders.json
+              cairn log --graph --oneline -n 20
+              cairn --version
             """,
+        version: VersionText.text,
         subcommands: [
             InitCommand.self, PutCommand.self, DeleteCommand.self, GetCommand.self, LsCommand.self,
             LogCommand.self, ShowCommand.self, HistoryCommand.self, VerifyCommand.self,

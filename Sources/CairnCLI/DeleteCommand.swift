@@ -8,7 +8,12 @@ struct DeleteCommand: CairnCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete",
         abstract: "Delete BUCKET/KEY (writes a tombstone entry).",
-        discussion: "Prints the tombstone's entry id. Fails if the key has no live value.")
+        discussion: """
+            Prints the tombstone's entry id. Fails if the key has no live value.
+
+            EXAMPLES:
+              cairn delete tables/orders
+            """)
 
     @OptionGroup var global: GlobalOptions
 

@@ -13,9 +13,9 @@ enum EntryRendering {
         case .genesis(let name, let writers):
             text = "genesis \"\(name)\" (\(writers.count) writer\(writers.count == 1 ? "" : "s"))"
         case .put(let bucket, let key, let value):
-            text = "put \(bucket)/\(key) (\(value.length) B)"
+            text = "put \(Quote.path(bucket, key)) (\(value.length) B)"
         case .delete(let bucket, let key):
-            text = "delete \(bucket)/\(key)"
+            text = "delete \(Quote.path(bucket, key))"
         case .merge(let decisions):
             text = "merge of \(entry.parents.count) parents (\(decisions.count) decision\(decisions.count == 1 ? "" : "s"))"
         case .addWriter(let grant):
@@ -53,7 +53,7 @@ enum EntryRendering {
 
     /// `tables/orders: 3f2a9c1b2d4e wins over 1a2b3c4d5e6f, 9f8e7d6c5b4a`.
     static func decisionText(_ decision: MergeDecision) -> String {
-        "\(decision.bucket)/\(decision.key): \(decision.winner.short) wins over "
+        "\(Quote.path(decision.bucket, decision.key)): \(decision.winner.short) wins over "
             + decision.losers.map(\.short).joined(separator: ", ")
     }
 

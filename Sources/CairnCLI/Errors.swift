@@ -14,6 +14,9 @@ enum CLIError: Error {
     case io(String, String)
     /// Anything else, already phrased for the user.
     case message(String)
+    /// A bad argument found while running (exit status 64, like ArgumentParser's own), with
+    /// what is wrong instead of the usage text.
+    case usage(String)
 }
 
 /// The one place where errors become what the user sees: a single line
@@ -35,6 +38,7 @@ enum ErrorReport {
             case .ambiguous(let what): what
             case .io(let path, let reason): "\(path): \(reason)"
             case .message(let text): text
+            case .usage(let text): text
             }
         case let error as DataDirectoryError: error.description
         case let error as StoreError:
@@ -54,6 +58,13 @@ enum ErrorReport {
             "the log at \(dataDirectory ?? "the data directory") is busy (another process holds the write lock); try again"
         case let error as SQLiteError where error.code & 0xff == Database.ResultCode.readOnly:
             StoreError.readOnly(path: dataDirectory ?? "the data directory").description
+        case let error as SQLiteError where error.code & 0xff == Database.ResultCode.corrupt:
+            "\(dataDirectory.map { "\($0)/cairn.db" } ?? "the log's database") is damaged (SQLite: \(error.message)); "
+                + "restore it from a backup, or make a new node from a bundle (`cairn init --from`) or an invite and sync"
+        case let error as SQLiteError:
+            // Never SQLite's raw text with the statement: the file, what failed, what to do.
+            "\(dataDirectory.map { "\($0)/cairn.db" } ?? "the log's database"): \(error.message) (SQLite code \(error.code)); "
+                + "check the file's permissions and the disk, then run `cairn verify`"
         default:
             // ArgumentParser's errors (usage, help, exit codes) are reported by it, with the
             // same prefix; it prints any other error (SQLite, below the library) as
@@ -68,6 +79,7 @@ enum ErrorReport {
         guard let text = message(for: error, dataDirectory: dataDirectory) else { Cairn.exit(withError: error) }
         let oneLine = text.split(whereSeparator: \.isNewline).joined(separator: " ")
         Terminal.error("\(Cairn._errorPrefix)\(oneLine)")
+        if case CLIError.usage = error { Cairn.exit(withError: ExitCode(64)) }
         Cairn.exit(withError: ExitCode.failure)
     }
 }

@@ -18,6 +18,9 @@ struct ExportCommand: CairnCommand {
             The bundle holds the entries parents-first with the value bytes still stored here, and \
             a trailing count and BLAKE2b checksum. It is written to a temporary file beside FILE \
             and renamed into place, so FILE is either the complete bundle or untouched.
+
+            EXAMPLES:
+              cairn export backup.bundle
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -30,7 +33,9 @@ struct ExportCommand: CairnCommand {
         let temporary = "\(file).partial-\(getpid())"
         let count: Int
         do {
-            count = try await log.exportBundle(to: temporary)
+            let bar = ProgressBar(label: "exporting")
+            count = try await log.exportBundle(to: temporary) { done, total in bar.update(done, total) }
+            bar.finish()
             guard rename(temporary, file) == 0 else { throw CLIError.io(file, String(cString: strerror(errno))) }
         } catch {
             unlink(temporary)

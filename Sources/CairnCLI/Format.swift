@@ -170,7 +170,7 @@ struct TimeSpec: Sendable {
 struct KeyPathArgument: Sendable, CustomStringConvertible {
     let bucket: String
     let key: String
-    var description: String { "\(bucket)/\(key)" }
+    var description: String { Quote.path(bucket, key) }
 
     static func parse(_ text: String) throws -> KeyPathArgument {
         guard let (bucket, key) = splitAtFirstSlash(text) else {
@@ -354,4 +354,40 @@ func formatTable(_ rows: [[String]]) -> [String] {
         while line.last == " " { line.removeLast() }
         return line
     }
+}
+
+/// Quoting of names (buckets, keys) in line-based output, as git quotes paths
+/// (`quote_c_style`): a name holding a double quote, a backslash or a control byte is printed
+/// between double quotes with C escapes (`\n`, `\t`, `\"`, `\\`, `\033`…); any other name is
+/// printed as it is. So one line is always one name, and a name cannot forge output.
+enum Quote {
+    static func needsQuoting(_ text: String) -> Bool {
+        text.utf8.contains { $0 < 0x20 || $0 == 0x7F || $0 == 0x22 || $0 == 0x5C }
+    }
+
+    static func cStyle(_ text: String) -> String {
+        guard needsQuoting(text) else { return text }
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x07: out += "\\a"
+            case 0x08: out += "\\b"
+            case 0x09: out += "\\t"
+            case 0x0A: out += "\\n"
+            case 0x0B: out += "\\v"
+            case 0x0C: out += "\\f"
+            case 0x0D: out += "\\r"
+            case 0x22: out += "\\\""
+            case 0x5C: out += "\\\\"
+            case 0..<0x20, 0x7F:
+                let octal = String(scalar.value, radix: 8)
+                out += "\\" + String(repeating: "0", count: 3 - octal.count) + octal
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    /// `bucket/key`, quoted as one name when either part needs it.
+    static func path(_ bucket: String, _ key: String) -> String { cStyle("\(bucket)/\(key)") }
 }

@@ -14,6 +14,10 @@ struct GetCommand: CairnCommand {
             if its bytes were purged. With --json, prints the key's state instead: \
             {"bucket","key","entry","hlc","hlc_wall_ms","hlc_counter","time","author","digest",\
             "length","value_state"} where value_state is present, purged or missing.
+
+            EXAMPLES:
+              cairn get tables/orders
+              cairn get tables/orders > orders.json
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -16,6 +16,11 @@ struct HistoryCommand: CairnCommand {
             inert write (its author was revoked). --json prints one object: {"bucket","key",\
             "winner","versions":[{"entry","cursor","op","hlc","hlc_wall_ms","hlc_counter","time",\
             "author","digest","length","inert","winner","lost":[{"merge","winner"}]}]}.
+
+            EXAMPLES:
+              cairn history tables/orders
+              cairn history tables/orders -n 5
+              cairn history tables/orders --json
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -26,10 +31,18 @@ struct HistoryCommand: CairnCommand {
     @Flag(help: "Print the history as one JSON object.")
     var json = false
 
+    @Option(name: [.customShort("n"), .customLong("limit")], help: ArgumentHelp("Show only the newest N versions (still oldest first).", valueName: "n"))
+    var limit: Int?
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("-n must be at least 1") }
+    }
+
     func run() async throws {
         let log = try global.openForReading()
         let history = try await log.history(path.bucket, path.key)
         guard !history.versions.isEmpty else { throw CLIError.notFound("\(path) (never written)") }
+        let shown = limit.map { Array(history.versions.suffix($0)) } ?? history.versions
         // For each losing write: the merges that recorded its defeat, and the winner each named.
         var defeats: [Hash32: [(merge: Hash32, winner: Hash32)]] = [:]
         for (merge, decision) in history.merges {
@@ -37,7 +50,7 @@ struct HistoryCommand: CairnCommand {
         }
 
         if json {
-            let versions: [JSON] = history.versions.map { stored in
+            let versions: [JSON] = shown.map { stored in
                 let entry = stored.entry
                 var fields: [(String, JSON)] = [
                     ("entry", .string(entry.id.hex)), ("cursor", .int(stored.seq)), ("op", .string(entry.kind.description)),
@@ -64,7 +77,7 @@ struct HistoryCommand: CairnCommand {
         }
 
         try Terminal.out.line("history of \(path): \(history.versions.count) version\(history.versions.count == 1 ? "" : "s"), oldest first")
-        let rows: [[String]] = history.versions.map { stored in
+        let rows: [[String]] = shown.map { stored in
             let entry = stored.entry
             let id = entry.id
             var marker = " ", note = ""

@@ -17,6 +17,9 @@ struct ImportCommand: CairnCommand {
             writers here are refused: grant them first with 'cairn writers add'. Prints how many \
             entries were applied, already known, kept as orphans (parents missing) or quarantined \
             (HLC too far in the future).
+
+            EXAMPLES:
+              cairn import backup.bundle
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -26,9 +29,12 @@ struct ImportCommand: CairnCommand {
 
     func run() async throws {
         let log = try global.open()
+        let bar = ProgressBar(label: "importing")
         let report = try await log.importBundle(from: file) { progress in
+            bar.update(progress.done, progress.total)
             global.log.info("applied chunk", metadata: ["done": .stringConvertible(progress.done), "total": .stringConvertible(progress.total)])
         }
+        bar.finish()
         global.log.info("imported", metadata: ["file": .string(file), "applied": .stringConvertible(report.applied)])
         try Terminal.out.line(
             "imported \(file): \(report.entries) entries, \(report.applied) applied, \(report.duplicates) already known, "

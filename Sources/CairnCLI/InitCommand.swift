@@ -26,6 +26,10 @@ struct InitCommand: CairnCommand {
             network secret in (without it, this node cannot sync with peers). An admin must grant \
             the printed node key (cairn writers add) before this node may write. `cairn join` \
             with an invite does all of this in one step.
+
+            EXAMPLES:
+              cairn init --name manifests
+              cairn --data-dir ./node2 init --from all.bundle --secret-file .cairn/network.key
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -55,7 +59,11 @@ struct InitCommand: CairnCommand {
         if global.readOnlyRequested { throw StoreError.readOnly(path: path) }  // --no-write: this creates a log
         let secret = try secretFile.map(DataDirectory.readSecretFile(at:))
         try createParentDirectories(of: path)
-        let created = try bundle.map { try CairnLog.join(at: path, bundle: $0, networkSecret: secret) }
+        let bar = ProgressBar(label: "importing")
+        let created = try bundle.map { bundle in
+            defer { bar.finish() }
+            return try CairnLog.join(at: path, bundle: bundle, networkSecret: secret) { bar.update($0.done, $0.total) }
+        }
             ?? CairnLog.create(at: path, name: name, writers: writers.map { WriterGrant(key: $0, role: .writer) })
         global.log.info("created log", metadata: ["data-dir": .string(path), "log": .string(created.logID.hex)])
         try await printNewNode(created, heading: bundle == nil ? "initialized Cairn log in \(path)" : "joined Cairn log in \(path)")

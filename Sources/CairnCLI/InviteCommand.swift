@@ -15,6 +15,10 @@ struct InviteCommand: CairnCommand {
             away, so this node must be an admin; the new node may write once that grant reaches \
             it by sync. The token is printed on stdout; it is a secret: share it only over a \
             trusted channel. A read-only node can be granted later with `cairn writers add`.
+
+            EXAMPLES:
+              cairn invite --address 10.0.0.1:7401
+              cairn invite --read-only
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -14,6 +14,10 @@ struct JoinCommand: CairnCommand {
             inviting node's address in the peer list. Prints this node's PUBLIC key and the peer \
             `cairn serve` will dial. Give TOKEN as - to read it from stdin (keeps it out of the \
             shell history and the process list). Fails if a log already exists there.
+
+            EXAMPLES:
+              cairn --data-dir ./node2 join cairn-invite-v1:...
+              cairn --data-dir ./node2 join - < invite.txt
             """)
 
     @OptionGroup var global: GlobalOptions

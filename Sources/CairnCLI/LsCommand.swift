@@ -12,6 +12,11 @@ struct LsCommand: CairnCommand {
             Without an argument, lists the buckets that have live keys, with their key counts. \
             With BUCKET or BUCKET/PREFIX, lists that bucket's live keys (starting with PREFIX) in \
             byte order; --long adds the winning entry, its time, author, value length and digest.
+
+            EXAMPLES:
+              cairn ls
+              cairn ls tables
+              cairn ls tables/ord --long -n 20
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -22,7 +27,7 @@ struct LsCommand: CairnCommand {
     @Flag(name: .shortAndLong, help: "Show the winning entry, time, author, length and digest of each key.")
     var long = false
 
-    @Option(help: "List at most this many keys or buckets.")
+    @Option(name: [.customShort("n"), .customLong("limit")], help: ArgumentHelp("List at most this many keys or buckets.", valueName: "n"))
     var limit: Int?
 
     func validate() throws {
@@ -34,7 +39,7 @@ struct LsCommand: CairnCommand {
         let log = try global.openForReading()
         guard let target else {
             let buckets = try await log.buckets().prefix(limit ?? .max)
-            for line in formatTable(buckets.map { [$0.bucket, "\($0.keys) key\($0.keys == 1 ? "" : "s")"] }) {
+            for line in formatTable(buckets.map { [Quote.cStyle($0.bucket), "\($0.keys) key\($0.keys == 1 ? "" : "s")"] }) {
                 try Terminal.out.line(line)
             }
             return
@@ -51,9 +56,9 @@ struct LsCommand: CairnCommand {
             let page = try await log.list(bucket, prefix: prefix, after: after, limit: min(remaining, 1000))
             guard let last = page.last else { break }
             let rows: [[String]] = page.map { state in
-                guard long else { return [state.key] }
+                guard long else { return [Quote.cStyle(state.key)] }
                 let value = state.value.map { "\($0.length) B  \($0.digest.short)" } ?? "deleted"
-                return [state.key, state.entryID.short, TimeFormat.hlc(state.hlc), state.author.short, value]
+                return [Quote.cStyle(state.key), state.entryID.short, TimeFormat.hlc(state.hlc), state.author.short, value]
             }
             let lines = long ? formatTable(rows) : rows.map { $0[0] }
             for line in lines { try Terminal.out.line(line) }

@@ -8,7 +8,14 @@ struct PeersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peers",
         abstract: "List, add and remove the peers this node dials.",
-        discussion: "The list is local to this node (never synced). `cairn status` shows what the sync service last saw of each peer.",
+        discussion: """
+            The list is local to this node (never synced). `cairn status` shows what the sync service last saw of each peer.
+
+            EXAMPLES:
+              cairn peers add 10.0.0.2:7401
+              cairn peers list
+              cairn peers remove 10.0.0.2:7401
+            """,
         subcommands: [List.self, Add.self, Remove.self],
         defaultSubcommand: List.self)
 
@@ -16,7 +23,12 @@ struct PeersCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
             abstract: "List the peers, by address.",
-            discussion: "Columns: address, pinned identity (the node key the peer must present; 'any' if none). Prints nothing when the list is empty.")
+            discussion: """
+                Columns: address, pinned identity (the node key the peer must present; 'any' if none). Prints nothing when the list is empty.
+
+                EXAMPLES:
+                  cairn peers list
+                """)
 
         @OptionGroup var global: GlobalOptions
 
@@ -39,7 +51,13 @@ struct PeersCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "add",
             abstract: "Add a peer to dial, or change the identity pinned for its address.",
-            discussion: "Prints the address as stored (host lowercased, port without leading zeros).")
+            discussion: """
+                Prints the address as stored (host lowercased, port without leading zeros).
+
+                EXAMPLES:
+                  cairn peers add 10.0.0.2:7401
+                  cairn peers add node-b:7401 --identity <64 hex digits>
+                """)
 
         @OptionGroup var global: GlobalOptions
 
@@ -60,7 +78,11 @@ struct PeersCommand: AsyncParsableCommand {
     struct Remove: CairnCommand {
         static let configuration = CommandConfiguration(
             commandName: "remove",
-            abstract: "Remove a peer from the list.")
+            abstract: "Remove a peer from the list.",
+            discussion: """
+                EXAMPLES:
+                  cairn peers remove 10.0.0.2:7401
+                """)
 
         @OptionGroup var global: GlobalOptions
 

@@ -13,6 +13,9 @@ struct PurgeCommand: CairnCommand {
             bytes of that value. Every version sharing the bytes loses them. The entries stay: \
             they sign the digest, not the bytes, so the log still verifies. Cannot be undone here; \
             a peer may still hold the bytes.
+
+            EXAMPLES:
+              cairn purge tables/secrets
             """)
 
     @OptionGroup var global: GlobalOptions

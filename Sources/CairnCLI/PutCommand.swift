@@ -12,6 +12,11 @@ struct PutCommand: CairnCommand {
             The value comes from the VALUE argument (its UTF-8 bytes, no newline added), from \
             --file PATH, or from standard input when VALUE is '-'. Prints the new entry's id. If \
             the log had diverged, a merge entry is written first.
+
+            EXAMPLES:
+              cairn put tables/orders --file ./orders.json
+              cairn put notes/today "hello"
+              echo hello | cairn put notes/today -
             """)
 
     @OptionGroup var global: GlobalOptions

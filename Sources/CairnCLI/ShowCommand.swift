@@ -16,6 +16,11 @@ struct ShowCommand: CairnCommand {
             value bytes instead. --json prints one object: the fields of 'cairn log --json' plus \
             signature and, for a put, value_state and value_utf8 or value_base64 (value_utf8 when \
             the bytes are valid UTF-8).
+
+            EXAMPLES:
+              cairn show 6f21
+              cairn show 6f21 --value > value.bin
+              cairn show 6f21 --json
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -35,7 +40,7 @@ struct ShowCommand: CairnCommand {
 
     func run() async throws {
         let log = try global.openForReading()
-        let stored = try await log.entry(prefix: id)
+        let stored = try await EntryLookup.resolve(id, in: log)
         let entry = stored.entry
         var lookup: ValueLookup?
         if case .put(_, _, let ref) = entry.payload { lookup = try await log.value(ref.digest) }
@@ -69,14 +74,14 @@ struct ShowCommand: CairnCommand {
             rows.append(["name", name])
             rows += writers.enumerated().map { [$0 == 0 ? "writers" : "", "\($1.key.hex) \($1.role)"] }
         case .put(let bucket, let key, let ref):
-            rows += [["bucket", bucket], ["key", key],
+            rows += [["bucket", Quote.cStyle(bucket)], ["key", Quote.cStyle(key)],
                      ["value", "digest \(ref.digest.hex), \(ref.length) bytes, \(lookup.map(ValueFormat.state) ?? "missing")"]]
         case .delete(let bucket, let key):
-            rows += [["bucket", bucket], ["key", key]]
+            rows += [["bucket", Quote.cStyle(bucket)], ["key", Quote.cStyle(key)]]
         case .merge(let decisions):
             if decisions.isEmpty { rows.append(["decisions", "(none: no key was written on more than one branch)"]) }
             for (index, decision) in decisions.enumerated() {
-                rows.append([index == 0 ? "decisions" : "", "\(decision.bucket)/\(decision.key)"])
+                rows.append([index == 0 ? "decisions" : "", Quote.path(decision.bucket, decision.key)])
                 rows.append(["", "  winner \(decision.winner.hex)"])
                 rows += decision.losers.map { ["", "  loser  \($0.hex)"] }
             }

@@ -23,6 +23,10 @@ struct StatusCommand: CairnCommand {
             "address","state","last_connected_ms","last_connected","last_sync_ms","last_sync",\
             "heads_hlc","heads_time","lag_entries","lag_entries_lower_bound","lag_ms","entries_sent","entries_received","entries_rejected",\
             "last_error"}]} (absent values are null).
+
+            EXAMPLES:
+              cairn status
+              cairn status --json
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -3,6 +3,12 @@ import CairnStore
 import ArgumentParser
 import Cairn
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// `cairn verify`: re-checks the whole log, like `git fsck`.
 struct VerifyCommand: CairnCommand {
     static let configuration = CommandConfiguration(
@@ -15,6 +21,10 @@ struct VerifyCommand: CairnCommand {
             terminal. --json prints one object {"entries","values","ok","problems":[{"entry",\
             "cursor","message"}]} instead. Every derived table is recomputed from the signed \
             entries and compared; --repair rebuilds them first (entries are never rewritten).
+
+            EXAMPLES:
+              cairn verify
+              cairn verify --repair
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -56,30 +66,73 @@ struct VerifyCommand: CairnCommand {
     }
 }
 
-/// A progress bar on stderr that appears only once the work has taken more than a second, and
-/// only on a terminal. Called from the library's progress callback, then finished by the
-/// caller once that call has returned, so it is never used from two places at once.
+/// The one progress bar of the CLI (`verify`, `import`, `init --from`, `export`): on stderr,
+/// only on a terminal, and only once the work has taken more than a second. It shows the
+/// fraction done, the count, the rate and the time left:
+/// `importing [########              ]  27% 54000/200000  18.2k/s  ETA 0:08`.
+/// Called from the library's progress callback, then finished by the caller once that call
+/// has returned, so it is never used from two places at once.
 final class ProgressBar: @unchecked Sendable {
     private let label: String
     private let enabled: Bool
     private let clock = Stopwatch()
     private var drawn = false
+    private var lastDraw = -1.0
 
-    init(label: String, enabled: Bool) {
+    /// Seconds before the bar appears: 1, or `$CAIRN_PROGRESS_DELAY_MS` (the tests set 0).
+    private let delay: Double
+
+    init(label: String, enabled: Bool = Terminal.stderrIsTTY) {
         self.label = label
         self.enabled = enabled
+        if let env = getenv("CAIRN_PROGRESS_DELAY_MS"), let milliseconds = Double(String(cString: env)) {
+            delay = milliseconds / 1000
+        } else {
+            delay = 1
+        }
     }
 
     func update(_ done: Int, _ total: Int) {
-        guard enabled, clock.seconds > 1, total > 0 else { return }
-        let width = 30
-        let filled = min(width, done * width / total)
-        let percent = min(100, done * 100 / total)
-        Terminal.errorRaw("\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] \(percent)% \(done)/\(total)")
+        guard enabled, total > 0 else { return }
+        let elapsed = clock.seconds
+        guard elapsed >= delay, elapsed - lastDraw >= 0.1 || done >= total else { return }
+        lastDraw = elapsed
+        Terminal.errorRaw("\r" + Self.render(label: label, done: done, total: total, elapsed: elapsed) + "\u{1B}[K")
         drawn = true
+    }
+
+    /// The bar's text (no carriage return): label, bar, percent, count, rate, ETA.
+    static func render(label: String, done: Int, total: Int, elapsed: Double) -> String {
+        let width = 24
+        let clamped = min(max(done, 0), total)
+        let filled = clamped * width / total
+        let percent = clamped * 100 / total
+        let rate = elapsed > 0 ? Double(clamped) / elapsed : 0
+        var text = "\(label) [\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] "
+        text += "\(percent < 10 ? "  " : percent < 100 ? " " : "")\(percent)% \(clamped)/\(total)  \(rateText(rate))/s"
+        if rate > 0 && clamped < total { text += "  ETA \(durationText(Double(total - clamped) / rate))" }
+        return text
+    }
+
+    static func rateText(_ rate: Double) -> String {
+        if rate >= 1_000_000 { return String(Int(rate / 100_000)).withDecimal + "M" }
+        if rate >= 1_000 { return String(Int(rate / 100)).withDecimal + "k" }
+        return String(Int(rate))
+    }
+
+    static func durationText(_ seconds: Double) -> String {
+        let total = Int(seconds.rounded(.up))
+        let (hours, minutes, secs) = (total / 3600, total / 60 % 60, total % 60)
+        let two = { (value: Int) in value < 10 ? "0\(value)" : "\(value)" }
+        return hours > 0 ? "\(hours):\(two(minutes)):\(two(secs))" : "\(minutes):\(two(secs))"
     }
 
     func finish() {
         if drawn { Terminal.errorRaw("\r\u{1B}[K") }
     }
+}
+
+private extension String {
+    /// "123" → "12.3": tenths as digits.
+    var withDecimal: String { count < 2 ? "0." + self : String(dropLast()) + "." + String(last!) }
 }

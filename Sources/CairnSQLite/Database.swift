@@ -51,6 +51,8 @@ package final class Database {
         public static let readOnly: Int32 = 8
         /// `SQLITE_CANTOPEN`: the file (or its `-wal`/`-shm`) cannot be opened or created.
         public static let cantOpen: Int32 = 14
+        /// `SQLITE_CORRUPT`: the file is damaged.
+        public static let corrupt: Int32 = 11
     }
 
     /// The raw connection handle, for code that needs a C API call this wrapper lacks.

@@ -86,12 +86,29 @@ extension LogStore {
     ///
     /// - Throws: `SQLiteError` if the store cannot be read.
     package func check(_ batch: [RawEntry], into check: inout ImportCheck) throws {
-        let decoded = LogStore.verify(batch, threads: options.verifierThreads).results
         if check.entries == 0 { writerCache.removeAll() }  // judge by this snapshot only
+        // Entries already applied here are duplicates, whatever else the bundle says of them:
+        // they are recognised by their id (a hash of the body) before the costly signature
+        // checks, so re-importing a bundle of known entries costs a hash and a lookup each.
+        var decoded = [Result<SignedEntry, RejectReason>?](repeating: nil, count: batch.count)
+        var unknown: [Int] = []
+        try database.readTransaction {
+            for (index, raw) in batch.enumerated() {
+                if let entry = try? SignedEntry(bodyBytes: raw.body, signature: raw.signature),
+                    raw.claimedID == nil || raw.claimedID == entry.id,
+                    try entry.id == logID || storedHLC(of: entry.id) != nil
+                {
+                    decoded[index] = .success(entry)
+                } else {
+                    unknown.append(index)
+                }
+            }
+        }
+        for (result, index) in zip(LogStore.verify(unknown.map { batch[$0] }, threads: options.verifierThreads).results, unknown) { decoded[index] = result }
         try database.readTransaction {
             for (offset, result) in decoded.enumerated() {
                 let index = check.entries + offset
-                switch result {
+                switch result! {
                 case .failure(let reason): check.refuse(index, .rejected(reason))
                 case .success(let entry):
                     if let refusal = try refusal(of: entry, value: batch[offset].value, check: &check) { check.refuse(index, refusal) }

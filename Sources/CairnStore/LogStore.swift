@@ -151,6 +151,8 @@ package final class LogStore {
                 (db, version, logID) = try mapped(path) { try connect(path: path, mode: .readOnlyImmutable, options: options) }
             } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.busy {
                 throw error  // another process held a lock past the busy timeout: not a format problem
+            } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.corrupt {
+                throw error  // a Cairn log, damaged: the caller says so, not "not a Cairn log"
             } catch is SQLiteError {
                 throw StoreError.notACairnLog(path: path)
             }
@@ -159,7 +161,7 @@ package final class LogStore {
                 (db, version, logID) = try connect(path: path, mode: .readWrite, options: options)
             } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.readOnly && access(path, F_OK) == 0 {
                 throw StoreError.readOnly(path: path)
-            } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.busy {
+            } catch let error as SQLiteError where error.code & 0xff == Database.ResultCode.busy || error.code & 0xff == Database.ResultCode.corrupt {
                 throw error
             } catch is SQLiteError {
                 throw StoreError.notACairnLog(path: path)

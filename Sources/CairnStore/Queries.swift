@@ -50,7 +50,32 @@ public struct LogFilter: Sendable {
     public var limit: Int?
     /// Newest first (like `git log`) when true; oldest first otherwise.
     public var newestFirst = true
+    /// Keyset pagination: only entries strictly after this `(hlc, id)` position in the
+    /// chosen order (the last entry of the previous page). `nil`: from the start.
+    public var after: LogPosition?
     public init() {}
+}
+
+/// A position in the log's `(hlc, id)` order, for reading it page by page.
+public struct LogPosition: Sendable, Hashable {
+    public let hlc: HLC
+    public let id: Hash32
+    public init(hlc: HLC, id: Hash32) {
+        self.hlc = hlc
+        self.id = id
+    }
+}
+
+/// The few columns of an entry needed to order its parents (`log --graph`).
+public struct EntrySummary: Sendable, Hashable {
+    public let id: Hash32
+    public let hlc: HLC
+    public let author: PublicKey
+    public init(id: Hash32, hlc: HLC, author: PublicKey) {
+        self.id = id
+        self.hlc = hlc
+        self.author = author
+    }
 }
 
 extension LogStore {
@@ -116,8 +141,60 @@ extension LogStore {
             if let key = filter.key { conditions.append("key = ?"); values.append(.text(key)) }
             if let since = filter.since { conditions.append("hlc >= ?"); values.append(.integer(since.rawValue)) }
             if let until = filter.until { conditions.append("hlc <= ?"); values.append(.integer(until.rawValue)) }
+            if let after = filter.after {
+                conditions.append(filter.newestFirst ? "(hlc, id) < (?, ?)" : "(hlc, id) > (?, ?)")
+                values += [.integer(after.hlc.rawValue), .blob(after.id.bytes)]
+            }
             let statement = try database.freshStatement(Schema.log(conditions: conditions, newestFirst: filter.newestFirst))
             try statement.bind(values + [.integer(filter.limit ?? -1)])
+            var out: [StoredEntry] = []
+            while try statement.step() { out.append(try storedEntry(statement)) }
+            return out
+        }
+    }
+
+    /// Calls `body` with the entries matching `filter` a page of `pageSize` at a time (keyset
+    /// pagination on `(hlc, id)`, so each page costs the same at any log size and memory stays
+    /// bounded); `filter.limit` caps the total. Return `false` from `body` to stop.
+    public func forEachLogPage(_ filter: LogFilter, pageSize: Int = 256, _ body: ([StoredEntry]) throws -> Bool) throws {
+        var remaining = filter.limit ?? .max
+        var page = filter
+        while remaining > 0 {
+            page.limit = min(remaining, pageSize)
+            let entries = try log(page)
+            guard let last = entries.last else { return }
+            guard try body(entries) else { return }
+            remaining -= entries.count
+            if entries.count < page.limit ?? 0 { return }
+            page.after = LogPosition(hlc: last.entry.hlc, id: last.entry.id)
+        }
+    }
+
+    /// The HLC and author of each of `ids` the log holds (missing ids are left out).
+    public func summaries(of ids: [Hash32]) throws -> [Hash32: EntrySummary] {
+        try database.readTransaction {
+            var out: [Hash32: EntrySummary] = [:]
+            for id in ids where out[id] == nil {
+                let statement = try database.prepare(Schema.entrySummaryByID).bind(.blob(id.bytes))
+                if try statement.step() {
+                    out[id] = EntrySummary(id: id, hlc: statement.hlc(0), author: try statement.publicKey(1, "entries"))
+                }
+                statement.reset()
+            }
+            return out
+        }
+    }
+
+    /// Up to `limit` entries whose hex id starts with `prefix` (for listing the candidates of
+    /// an ambiguous prefix), in id order.
+    public func entries(prefix: String, limit: Int) throws -> [StoredEntry] {
+        try database.readTransaction {
+            let hex = prefix.lowercased()
+            guard hex.count >= 1, hex.count <= 64, Hex.decode(hex + (hex.count % 2 == 1 ? "0" : "")) != nil else { return [] }
+            let pad = 64 - hex.count
+            let low = Hex.decode(hex + String(repeating: "0", count: pad))!
+            let high = Hex.decode(hex + String(repeating: "f", count: pad))!
+            let statement = try database.prepare(Schema.entriesByIDPrefixList).bind(.blob(low), .blob(high + [0]), .integer(Int64(limit)))
             var out: [StoredEntry] = []
             while try statement.step() { out.append(try storedEntry(statement)) }
             return out
@@ -138,7 +215,14 @@ extension LogStore {
     public func merges(deciding bucket: String, key: String) throws -> [(StoredEntry, MergeDecision)] {
         try database.readTransaction {
             var out: [(StoredEntry, MergeDecision)] = []
-            let statement = try database.prepare(Schema.mergeEntries)
+            // A merge decides between two concurrent writes of the key, so it descends from
+            // both and its HLC is above the second-oldest write's: a key written once was never
+            // decided about, and only the merges after that HLC are read.
+            let second = try database.prepare(Schema.secondOldestWrite).bind(.text(bucket), .text(key))
+            guard try second.step() else { return [] }
+            let after = second.int64(0)
+            second.reset()
+            let statement = try database.prepare(Schema.mergeEntriesAfterHLC).bind(.int(after))
             while try statement.step() {
                 let stored = try storedEntry(statement)
                 guard case .merge(let decisions) = stored.entry.payload else { continue }
@@ -180,6 +264,14 @@ extension LogStore {
             var out: [Hash32] = []
             while try statement.step() { out.append(try statement.hash(0, "parents")) }
             return out
+        }
+    }
+
+    /// How many children an entry has (edges in the parent table).
+    public func childCount(of id: Hash32) throws -> Int {
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.childCount).bind(.blob(id.bytes))
+            return try statement.step() ? statement.int(0) : 0
         }
     }
 
@@ -232,9 +324,14 @@ extension LogStore {
     /// Live keys of `bucket` starting with `prefix`, in byte order, after `after`, at most `limit`.
     public func list(bucket: String, prefix: String = "", after: String? = nil, limit: Int = 1000) throws -> [KeyState] {
         try database.readTransaction {
-            let statement = try database.prepare(Schema.listState).bind(
-                .text(bucket), .text(prefix), .text(after ?? ""), .integer(limit)
-            )
+            // One range bound, so SQLite seeks straight to the page (with both `key >= prefix`
+            // and `key > after` it may seek by the prefix and scan every earlier page again).
+            let statement: Statement
+            if let after, after.utf8.lexicographicallyPrecedes(prefix.utf8) == false {
+                statement = try database.prepare(Schema.listStateAfter).bind(.text(bucket), .text(after), .integer(limit))
+            } else {
+                statement = try database.prepare(Schema.listStateFrom).bind(.text(bucket), .text(prefix), .integer(limit))
+            }
             var out: [KeyState] = []
             while try statement.step() {
                 let key = try statement.string(1, "state")

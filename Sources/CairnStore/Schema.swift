@@ -121,13 +121,18 @@ enum Schema {
     static let entryColumns = "seq, id, hlc, author, kind, bucket, key, body, sig, inert, ingested_ms"
     static let entryByID = "SELECT \(entryColumns) FROM entries WHERE id = ?1"
     static let entriesByIDPrefix = "SELECT \(entryColumns) FROM entries WHERE id >= ?1 AND id < ?2 LIMIT 2"
+    static let entriesByIDPrefixList = "SELECT \(entryColumns) FROM entries WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3"
+    static let childCount = "SELECT count(*) FROM parents WHERE parent = ?1"
+    static let entrySummaryByID = "SELECT hlc, author FROM entries WHERE id = ?1"
     static let entriesAfterSeq = "SELECT \(entryColumns) FROM entries WHERE seq > ?1 ORDER BY seq LIMIT ?2"
     static let entriesByKey = "SELECT \(entryColumns) FROM entries WHERE bucket = ?1 AND key = ?2 ORDER BY hlc, author, id"
     static let quickCheck = "PRAGMA quick_check"
     static let seqAndHLC = "SELECT seq, hlc FROM entries WHERE id = ?1"
     static let headsNotChildless = "SELECT h.id FROM heads h WHERE EXISTS (SELECT 1 FROM parents p WHERE p.parent = h.id) OR NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = h.id)"
     static let childlessNotHeads = "SELECT e.id FROM entries e WHERE NOT EXISTS (SELECT 1 FROM parents p WHERE p.parent = e.id) AND NOT EXISTS (SELECT 1 FROM heads h WHERE h.id = e.id)"
-    static let mergeEntries = "SELECT \(entryColumns) FROM entries WHERE kind = 4 ORDER BY seq"
+    /// `history`: the HLC of a key's second-oldest write, and the merges above an HLC.
+    static let secondOldestWrite = "SELECT hlc FROM entries WHERE bucket = ?1 AND key = ?2 ORDER BY hlc LIMIT 1 OFFSET 1"
+    static let mergeEntriesAfterHLC = "SELECT \(entryColumns) FROM entries WHERE kind = 4 AND hlc > ?1 ORDER BY seq"
     /// `cairn log`: the filtered entries by HLC; the last parameter is the LIMIT (-1: none).
     static func log(conditions: [String], newestFirst: Bool) -> String {
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
@@ -193,9 +198,14 @@ enum Schema {
         SELECT id FROM entries WHERE bucket = ?1 AND key = ?2 AND inert = 0 AND seq < ?3
         ORDER BY hlc DESC, author DESC, id DESC LIMIT 1
         """
-    static let listState = """
+    /// `ls`, page by page: the live keys from `key >= ?2` (the first page) or after `key > ?2`.
+    static let listStateFrom = """
         SELECT bucket, key, entry_id, hlc, author, deleted, value_digest, value_length FROM state
-        WHERE bucket = ?1 AND key >= ?2 AND key > ?3 AND deleted = 0 ORDER BY key LIMIT ?4
+        WHERE bucket = ?1 AND key >= ?2 AND deleted = 0 ORDER BY key LIMIT ?3
+        """
+    static let listStateAfter = """
+        SELECT bucket, key, entry_id, hlc, author, deleted, value_digest, value_length FROM state
+        WHERE bucket = ?1 AND key > ?2 AND deleted = 0 ORDER BY key LIMIT ?3
         """
     static let buckets = "SELECT bucket, count(*) FROM state WHERE deleted = 0 GROUP BY bucket ORDER BY bucket"
     /// State rows whose entry is not the LWW winner of the key (verify).

@@ -778,3 +778,8 @@ func descriptorLimit() -> String {
     guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0 else { return "?" }
     return limits.rlim_cur == rlim_t.max ? "unlimited" : "\(limits.rlim_cur)"
 }
+
+extension SyncNode {
+    /// The sync protocol version this node speaks (negotiated in the hello).
+    public static let protocolVersion = PeerSession.protocolVersion
+}
