@@ -36,8 +36,8 @@ actor PeerSession {
     /// Values longer than this go in chunks of this size (to peers offering `value-chunks/1`).
     static let chunkThreshold = WireLimits.valueChunk
     /// The largest value sent inline to a peer without `value-chunks/1`: it must fit in a
-    /// message of the default `maxMessageBytes` (32 MiB) with its batch.
-    static let legacyInlineValueLimit = 31 << 20
+    /// message of the default `maxMessageBytes` (32 MiB) with the rest of its batch (< 1 MiB).
+    static let legacyInlineValueLimit = 30 << 20
     /// How much of a large value the sender reads from SQLite at a time (sent as 1 MiB chunks).
     static let valueReadPiece = 4 << 20
     /// Chunked values a receiver assembles at once per session (each at most 64 MiB).
