@@ -46,6 +46,21 @@ extension CairnLog {
         try store.rawEntries(afterSeq: seq, limit: limit)
     }
 
+    /// The applied entries among `ids` to send: values up to `inlineValueLimit` inline, larger
+    /// held ones as references to stream with ``valueBytes(_:offset:count:)``.
+    package func outgoingEntries(_ ids: [Hash32], inlineValueLimit: Int) throws -> [OutgoingEntry] {
+        try store.outgoingEntries(ids, inlineValueLimit: inlineValueLimit)
+    }
+
+    package func outgoingEntries(afterSeq seq: Int64, limit: Int, inlineValueLimit: Int) throws -> (entries: [OutgoingEntry], lastSeq: Int64) {
+        try store.outgoingEntries(afterSeq: seq, limit: limit, inlineValueLimit: inlineValueLimit)
+    }
+
+    /// A piece of a held value (incremental blob I/O), or `nil` if its bytes are not held.
+    package func valueBytes(_ digest: Hash32, offset: Int, count: Int) throws -> [UInt8]? {
+        try store.valueBytes(digest, offset: offset, count: count)
+    }
+
     // MARK: - Negentropy sessions
 
     /// Starts a session as initiator and returns its first message.

@@ -27,9 +27,21 @@ actor PeerSession {
     /// The initiator ends each reconciliation round with an empty message (a peer without it
     /// would take that message for a malformed one).
     static let roundEndCapability = "rbsr-round-end/1"
-    static let capabilities = [deltaCapability, pushCapability, reconcileCapability, roundEndCapability]
+    /// Values above ``chunkThreshold`` travel in `value-chunk` messages after their batch (a
+    /// peer without it gets them inline if they fit a message, else not at all).
+    static let valueChunkCapability = "value-chunks/1"
+    static let capabilities = [deltaCapability, pushCapability, reconcileCapability, roundEndCapability, valueChunkCapability]
     /// What a node without the fast path offers (reconciliation only).
-    static let reconcileOnlyCapabilities = [reconcileCapability, roundEndCapability]
+    static let reconcileOnlyCapabilities = [reconcileCapability, roundEndCapability, valueChunkCapability]
+    /// Values longer than this go in chunks of this size (to peers offering `value-chunks/1`).
+    static let chunkThreshold = WireLimits.valueChunk
+    /// The largest value sent inline to a peer without `value-chunks/1`: it must fit in a
+    /// message of the default `maxMessageBytes` (32 MiB) with the rest of its batch (< 1 MiB).
+    static let legacyInlineValueLimit = 30 << 20
+    /// How much of a large value the sender reads from SQLite at a time (sent as 1 MiB chunks).
+    static let valueReadPiece = 4 << 20
+    /// Chunked values a receiver assembles at once per session (each at most 64 MiB).
+    static let maxAssemblies = 2
     /// How a `bye` that refuses the peer starts.
     static let refusal = "refused:"
 
@@ -74,6 +86,16 @@ actor PeerSession {
     private var unackedTips: [StreamID: [(batch: UInt32, tip: SyncMessage.Tip)]] = [:]
     private static let maxUnackedStreams = 64
     private var needsInFlight: [UInt32: [Hash32]] = [:]
+    /// Batches whose chunked value is arriving, by stream number (at most ``maxAssemblies``).
+    private var assemblies: [UInt32: ValueAssembly] = [:]
+    /// Turns for sending chunked values (one at a time per session, in the order asked for):
+    /// the receiver then holds at most one partial value from this node.
+    private var turnsIssued = 0
+    private var turnsDone = 0
+    private var turnWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    /// Pushes handed to a job (they carry large values, or follow one that does): later
+    /// pushes queue behind them so stream 0 keeps its order.
+    private var pushJobs = 0
     private var requestedParents = Set<Hash32>()
     private var reconciling = false
     private var firstHeads = true
@@ -198,6 +220,9 @@ actor PeerSession {
         reconcileReplies.failAll(CancellationError())
         for (_, waiter) in ackWaiters { waiter.continuation.resume(throwing: CancellationError()) }
         ackWaiters = [:]
+        for (_, waiter) in turnWaiters { waiter.resume() }
+        turnWaiters = [:]
+        assemblies = [:]
     }
 
     private func finish() async {
@@ -260,8 +285,19 @@ actor PeerSession {
         case .fetch(let request, let wants, let haves):
             try beginServing(request)
             start { try await self.serveFetch(request, wants: wants, haves: haves) }
-        case .entries(let stream, let batch, let entries):
-            try await receive(entries, stream: stream, batch: batch)
+        case .entries(let stream, let batch, let entries, let chunked):
+            if let chunked {
+                try beginAssembly(entries, chunked, stream: stream, batch: batch)
+            } else {
+                // A stream's batches are in order: the next waits for the chunked value before
+                // it. Pushes (stream 0) are not acknowledged, so one may overtake.
+                guard stream == 0 || assemblies[stream] == nil else {
+                    throw SessionError.protocolViolation("a batch of stream \(stream) before its chunked value was complete")
+                }
+                try await receive(entries, stream: stream, batch: batch)
+            }
+        case .valueChunk(let stream, let digest, let offset, let bytes):
+            try await receiveChunk(bytes, stream: stream, digest: digest, offset: offset)
         case .ack(let stream, let batch):
             acknowledge(StreamID(sent: stream), batch: batch)
         case .done(let request, let outcome):
@@ -396,14 +432,14 @@ actor PeerSession {
             var batch: UInt32 = 0
             for start in stride(from: 0, to: ids.count, by: config.batchEntries) {
                 let chunk = Array(ids[start..<min(start + config.batchEntries, ids.count)])
-                try await sendBatches(try await log.rawEntries(chunk), stream: stream, batch: &batch)
+                try await sendBatches(try await log.outgoingEntries(chunk, inlineValueLimit: Self.chunkThreshold), stream: stream, batch: &batch)
             }
         case .everything:
             var batch: UInt32 = 0
             var seq: Int64 = 0
             let end = try await log.lastSeq()
             while seq < end {
-                let (entries, last) = try await log.rawEntries(afterSeq: seq, limit: config.batchEntries)
+                let (entries, last) = try await log.outgoingEntries(afterSeq: seq, limit: config.batchEntries, inlineValueLimit: Self.chunkThreshold)
                 if entries.isEmpty { break }
                 try await sendBatches(entries, stream: stream, batch: &batch)
                 seq = last
@@ -420,21 +456,22 @@ actor PeerSession {
         }
         let stream = StreamID(.theirs, request)
         var batch: UInt32 = 0
-        try await sendBatches(parentsFirst(try await log.rawEntries(ids)), stream: stream, batch: &batch)
+        try await sendBatches(parentsFirst(try await log.outgoingEntries(ids, inlineValueLimit: Self.chunkThreshold)), stream: stream, batch: &batch)
         try await endStream(stream)
     }
 
     // MARK: - Streams with acknowledgements
 
     /// Sends entries as batches of at most `batchEntries` entries and about `batchBytes` bytes,
-    /// waiting whenever more than `window` batches are unacknowledged.
-    private func sendBatches(_ entries: [RawEntry], stream: StreamID, batch: inout UInt32) async throws {
-        var pending: [RawEntry] = []
+    /// waiting whenever more than `window` batches are unacknowledged. An entry with a large
+    /// value ends its batch (see ``transmit(_:stream:batch:turnHeld:)``).
+    private func sendBatches(_ entries: [OutgoingEntry], stream: StreamID, batch: inout UInt32) async throws {
+        var pending: [OutgoingEntry] = []
         var bytes = 0
         for entry in entries {
             pending.append(entry)
-            bytes += entry.body.count + (entry.value?.count ?? 0) + 110
-            if pending.count >= config.batchEntries || bytes >= config.batchBytes {
+            bytes += entry.raw.body.count + (entry.raw.value?.count ?? 0) + Int(entry.largeValue?.length ?? 0) + 110
+            if pending.count >= config.batchEntries || bytes >= config.batchBytes || entry.largeValue != nil {
                 batch += 1
                 try await sendBatch(pending, stream: stream, batch: batch)
                 pending = []
@@ -447,19 +484,92 @@ actor PeerSession {
         }
     }
 
-    private func sendBatch(_ entries: [RawEntry], stream: StreamID, batch: UInt32) async throws {
+    private func sendBatch(_ entries: [OutgoingEntry], stream: StreamID, batch: UInt32) async throws {
         if outgoing[stream] == nil { outgoing[stream] = 0 }
-        if let last = entries.last, let id = last.claimedID, let signed = try? SignedEntry(bodyBytes: last.body, signature: last.signature) {
+        if let last = entries.last?.raw, let id = last.claimedID, let signed = try? SignedEntry(bodyBytes: last.body, signature: last.signature) {
             // Streams go parents first: the last entry of a batch is its newest.
             if unackedTips[stream] == nil, unackedTips.count >= Self.maxUnackedStreams { unackedTips.removeAll() }
             unackedTips[stream, default: []].append((batch, SyncMessage.Tip(id: id, hlc: signed.hlc)))
         }
-        try await sender.enqueue(.entries(stream: stream.number, batch: batch, entries))
-        known.insert(entries.compactMap(\.claimedID))
+        try await transmit(entries, stream: stream.number, batch: batch, turnHeld: false)
+        known.insert(entries.compactMap(\.raw.claimedID))
         metrics.entriesSent.increment(by: Int64(entries.count))
         metrics.peerTraffic(peerLabel, sent: entries.count)
         status?.entriesSent += Int64(entries.count)
         if batch > UInt32(config.window) { try await waitForAck(stream: stream, batch: batch - UInt32(config.window)) }
+    }
+
+    /// Sends one batch. A large value (at the batch's end) goes to a peer offering
+    /// `value-chunks/1` as `value-chunk` messages right after the batch, read from SQLite a
+    /// piece at a time, one chunked value per session at a time; to another peer inline if it
+    /// fits a message, else the entry goes without it (such a peer cannot take it).
+    private func transmit(_ entries: [OutgoingEntry], stream: UInt32, batch: UInt32, turnHeld: Bool) async throws {
+        var raws = entries.map(\.raw)
+        guard let large = entries.last?.largeValue else {
+            try await sender.enqueue(.entries(stream: stream, batch: batch, raws))
+            return
+        }
+        let last = raws.count - 1
+        guard capabilities.contains(Self.valueChunkCapability) else {
+            if Int(large.length) <= Self.legacyInlineValueLimit {
+                raws[last].value = try await log.valueBytes(large.digest, offset: 0, count: Int(large.length))
+            } else {
+                logger.notice("peer does not take chunked values (no value-chunks/1): sending an entry without its value", metadata: [
+                    "entry": "\(raws[last].claimedID?.shortHex() ?? "?")", "length": "\(large.length)",
+                ])
+            }
+            try await sender.enqueue(.entries(stream: stream, batch: batch, raws))
+            return
+        }
+        var turn: Int?
+        defer { if let turn { finishTurn(turn) } }
+        if !turnHeld {
+            turn = takeTurn()
+            try await waitForTurn(turn!)
+        }
+        try await sender.enqueue(.entries(stream: stream, batch: batch, raws, chunked: .init(index: last, length: large.length)))
+        try await sendChunks(of: large, stream: stream)
+    }
+
+    /// Streams a held value as `value-chunk` messages, reading `valueReadPiece` bytes at a time
+    /// (incremental blob I/O) and waiting for each piece to reach the socket before reading
+    /// the next, so a sender holds a few MiB of a value, never all of it.
+    private func sendChunks(of value: ValueRef, stream: UInt32) async throws {
+        let length = Int(value.length)
+        var offset = 0
+        while offset < length {
+            let count = min(Self.valueReadPiece, length - offset)
+            guard let piece = try await log.valueBytes(value.digest, offset: offset, count: count) else {
+                // Purged mid-transfer: the peer cannot finish this batch; end the session (the
+                // next one sends the entry without its value).
+                throw ValueUnavailable(digest: value.digest)
+            }
+            var start = 0
+            var written: Task<Void, any Error>?
+            while start < piece.count {
+                let end = min(start + Self.chunkThreshold, piece.count)
+                written = try await sender.enqueue(.valueChunk(stream: stream, digest: value.digest, offset: UInt32(offset + start), Array(piece[start..<end])))
+                start = end
+            }
+            try await written?.value
+            offset += count
+        }
+    }
+
+    private func takeTurn() -> Int {
+        defer { turnsIssued += 1 }
+        return turnsIssued
+    }
+
+    private func waitForTurn(_ turn: Int) async throws {
+        if turnsDone < turn, !hasEnded { await withCheckedContinuation { turnWaiters[turn] = $0 } }
+        if hasEnded || Task.isCancelled { throw CancellationError() }
+    }
+
+    /// Turns end in order (each waited for the one before), so the next one may start.
+    private func finishTurn(_ turn: Int) {
+        turnsDone = max(turnsDone, turn + 1)
+        turnWaiters.removeValue(forKey: turnsDone)?.resume()
     }
 
     /// Says the stream is complete and forgets it: later acks for it are ignored.
@@ -494,6 +604,55 @@ actor PeerSession {
     }
 
     // MARK: - Receiving entries
+
+    /// Holds a batch whose last entry's value arrives in chunks. Checked before anything is
+    /// buffered: the entry must be a validly signed put of exactly the declared length (at most
+    /// 64 MiB, the format's limit), so a peer can make this node hold at most ``maxAssemblies``
+    /// such values, each no longer than its author signed.
+    private func beginAssembly(_ entries: [RawEntry], _ chunked: SyncMessage.ChunkedValue, stream: UInt32, batch: UInt32) throws {
+        guard assemblies[stream] == nil else {
+            throw SessionError.protocolViolation("stream \(stream) started a chunked value before its last one was complete")
+        }
+        guard assemblies.count < Self.maxAssemblies else {
+            throw SessionError.protocolViolation("more than \(Self.maxAssemblies) chunked values in flight")
+        }
+        let entry = entries[chunked.index]
+        guard let signed = try? SignedEntry(bodyBytes: entry.body, signature: entry.signature), signed.id == entry.claimedID,
+            case .put(_, _, let ref) = signed.payload, ref.length == chunked.length, signed.hasValidSignature
+        else {
+            throw SessionError.hostileEntries("a chunked value announced for an entry that does not sign a value of that length")
+        }
+        assemblies[stream] = ValueAssembly(batch: batch, entries: entries, index: chunked.index, digest: ref.digest, length: Int(ref.length))
+    }
+
+    /// Appends a chunk to the value its stream is assembling; when the value is complete and
+    /// matches its digest, inserts (and acknowledges) the batch. A chunk for no such stream,
+    /// for another value, out of order or beyond the declared length, or a value that does
+    /// not match its digest, ends the session: nothing of the batch is stored.
+    private func receiveChunk(_ bytes: [UInt8], stream: UInt32, digest: Hash32, offset: UInt32) async throws {
+        guard let assembly = assemblies[stream] else {
+            throw SessionError.protocolViolation("a value chunk for stream \(stream), which has no chunked value in flight")
+        }
+        guard digest == assembly.digest else {
+            throw SessionError.protocolViolation("a value chunk for \(digest.shortHex()) on stream \(stream), which carries \(assembly.digest.shortHex())")
+        }
+        guard Int(offset) == assembly.received else {
+            throw SessionError.protocolViolation("a value chunk at offset \(offset), expected \(assembly.received)")
+        }
+        guard assembly.received + bytes.count <= assembly.length else {
+            throw SessionError.protocolViolation("value chunks beyond the declared length \(assembly.length)")
+        }
+        assembly.append(bytes)
+        guard assembly.received == assembly.length else { return }
+        assemblies[stream] = nil
+        guard assembly.finalize() == assembly.digest else {
+            metrics.rejected(RejectReason.valueMismatch.label)
+            throw SessionError.hostileEntries("a chunked value that does not match its digest")
+        }
+        var entries = assembly.entries
+        entries[assembly.index].value = assembly.takeBytes()
+        try await receive(entries, stream: stream, batch: assembly.batch)
+    }
 
     /// Inserts a batch in one transaction, acknowledges it once committed, and asks for the
     /// parents of any entry that arrived before them. Entries no honest node would relay (bad
@@ -612,7 +771,7 @@ actor PeerSession {
         if !have.ids.isEmpty {
             let stream = newStreamID()
             var batch: UInt32 = 0
-            try await sendBatches(parentsFirst(try await log.rawEntries(have.ids)), stream: stream, batch: &batch)
+            try await sendBatches(parentsFirst(try await log.outgoingEntries(have.ids, inlineValueLimit: Self.chunkThreshold)), stream: stream, batch: &batch)
             try await endStream(stream)
         }
         logger.debug("reconciled", metadata: ["have": "\(have.ids.count)", "need": "\(need.ids.count)"])
@@ -672,19 +831,44 @@ actor PeerSession {
 
     /// Sends new local entries the peer is not known to hold. A peer too slow to take them
     /// loses the push (its queue is bounded); the next anti-entropy round repairs it.
-    func push(_ entries: [RawEntry]) async {
-        let lacking = Set(lacking(entries.compactMap(\.claimedID)))
-        let fresh = entries.filter { $0.claimedID.map(lacking.contains) ?? false }
+    /// Entries with large values (and pushes queued behind them) go from a job, one batch per
+    /// large value, so the pusher does not wait for a value to reach the peer.
+    func push(_ entries: [OutgoingEntry]) async {
+        let lacking = Set(lacking(entries.compactMap(\.raw.claimedID)))
+        let fresh = entries.filter { $0.raw.claimedID.map(lacking.contains) ?? false }
         guard !fresh.isEmpty else { return }
         guard await sender.queuedBytes < config.maxQueuedBytes else {
             logger.notice("peer is slow; skipping a push, anti-entropy will repair")
             return
         }
-        known.insert(fresh.compactMap(\.claimedID))
+        known.insert(fresh.compactMap(\.raw.claimedID))
         metrics.entriesSent.increment(by: Int64(fresh.count))
         metrics.peerTraffic(peerLabel, sent: fresh.count)
         status?.entriesSent += Int64(fresh.count)
-        do { try await sender.enqueue(.entries(stream: 0, batch: 0, fresh)) } catch { abort(error) }
+        guard pushJobs > 0 || fresh.contains(where: { $0.largeValue != nil }) else {
+            do { try await sender.enqueue(.entries(stream: 0, batch: 0, fresh.map(\.raw))) } catch { abort(error) }
+            return
+        }
+        pushJobs += 1
+        let turn = takeTurn()
+        start { try await self.pushInTurn(fresh, turn: turn) }
+    }
+
+    private func pushInTurn(_ entries: [OutgoingEntry], turn: Int) async throws {
+        defer {
+            pushJobs -= 1
+            finishTurn(turn)
+        }
+        try await waitForTurn(turn)
+        var run: [OutgoingEntry] = []
+        for entry in entries {
+            run.append(entry)
+            if entry.largeValue != nil {
+                try await transmit(run, stream: 0, batch: 0, turnHeld: true)
+                run = []
+            }
+        }
+        if !run.isEmpty { try await transmit(run, stream: 0, batch: 0, turnHeld: true) }
     }
 
     /// Says `bye` and closes the connection (a duplicate the node does not keep).
@@ -765,6 +949,48 @@ actor PeerSession {
 
 /// Entries sorted by HLC, which puts parents before children (an entry's HLC is above its
 /// parents').
+func parentsFirst(_ entries: [OutgoingEntry]) -> [OutgoingEntry] {
+    entries.map { (entry: $0, hlc: (try? SignedEntry(bodyBytes: $0.raw.body, signature: $0.raw.signature))?.hlc.rawValue ?? 0) }
+        .sorted { $0.hlc < $1.hlc }
+        .map(\.entry)
+}
+
+/// A value this node was streaming to a peer is no longer held (purged mid-transfer).
+struct ValueUnavailable: Error, CustomStringConvertible {
+    let digest: Hash32
+    var description: String { "value \(digest.shortHex()) was purged while it was being sent" }
+}
+
+/// A batch whose last entry's value is arriving in `value-chunk` messages: the bytes so far
+/// (at most the declared length) and their running digest. A class, so appending never copies.
+final class ValueAssembly {
+    let batch: UInt32
+    let entries: [RawEntry]
+    let index: Int
+    let digest: Hash32
+    let length: Int
+    private var bytes: [UInt8] = []
+    private var hasher = Blake2b.Hasher()
+
+    init(batch: UInt32, entries: [RawEntry], index: Int, digest: Hash32, length: Int) {
+        (self.batch, self.entries, self.index, self.digest, self.length) = (batch, entries, index, digest, length)
+    }
+
+    var received: Int { bytes.count }
+
+    func append(_ chunk: [UInt8]) {
+        if bytes.isEmpty { bytes.reserveCapacity(length) }
+        bytes.append(contentsOf: chunk)
+        hasher.update(chunk)
+    }
+
+    func finalize() -> Hash32 { hasher.finalize() }
+
+    func takeBytes() -> [UInt8] {
+        defer { bytes = [] }
+        return bytes
+    }
+}
 func parentsFirst(_ entries: [RawEntry]) -> [RawEntry] {
     entries.map { (entry: $0, hlc: (try? SignedEntry(bodyBytes: $0.body, signature: $0.signature))?.hlc.rawValue ?? 0) }
         .sorted { $0.hlc < $1.hlc }

@@ -520,7 +520,7 @@ public actor SyncNode: Service {
                 var wanted = Set<Hash32>()
                 for session in sessions.values { wanted.formUnion(await session.lacking(ids)) }
                 if !wanted.isEmpty {
-                    let entries = try await log.rawEntries(ids.filter(wanted.contains))
+                    let entries = try await log.outgoingEntries(ids.filter(wanted.contains), inlineValueLimit: PeerSession.chunkThreshold)
                     for session in sessions.values { await session.push(entries) }
                 }
                 pushed = through

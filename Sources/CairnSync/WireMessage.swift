@@ -14,8 +14,14 @@ enum SyncMessage: Equatable, Sendable {
     /// `request` is 1…2^31−1 and unique among the sender's requests in flight (``StreamID``).
     case fetch(request: UInt32, wants: [Hash32], haves: [Hash32])
     /// A batch of entries, parents first. `stream` is the fetch or need request it answers, or 0
-    /// for a live push; batches of a stream are acknowledged by `batch` number.
-    case entries(stream: UInt32, batch: UInt32, [RawEntry])
+    /// for a live push; batches of a stream are acknowledged by `batch` number. `chunked` (only
+    /// to peers offering `value-chunks/1`) names the entry, at most one and the batch's last,
+    /// whose value is too large to go inline: its `value-chunk` messages follow on the stream,
+    /// and the batch is inserted (and acknowledged) once they are all here.
+    case entries(stream: UInt32, batch: UInt32, [RawEntry], chunked: ChunkedValue? = nil)
+    /// `bytes` of the value `digest` from `offset`, for the chunked entry of the batch of
+    /// `stream` being received. Chunks come in order and add up to the declared length.
+    case valueChunk(stream: UInt32, digest: Hash32, offset: UInt32, [UInt8])
     /// The receiver committed batch `batch` of `stream`.
     case ack(stream: UInt32, batch: UInt32)
     /// The sender has sent every batch of `request`, or refuses it as too large for the fast path.
@@ -32,6 +38,14 @@ enum SyncMessage: Equatable, Sendable {
     case pong(UInt64)
     /// The sender closes the session, with a reason for the log.
     case bye(String)
+
+    /// An entry of a batch whose value follows in `value-chunk` messages.
+    struct ChunkedValue: Equatable, Sendable {
+        /// Its position in the batch.
+        var index: Int
+        /// The value's length, as the entry signs it.
+        var length: UInt32
+    }
 
     struct Tip: Equatable, Sendable {
         var id: Hash32
@@ -117,12 +131,14 @@ enum WireLimits {
     static let capabilityBytes = 64
     static let entryBody = 1 << 20
     static let value = 64 << 20
+    /// Largest `value-chunk` payload, and the size above which a value goes in chunks.
+    static let valueChunk = 1 << 20
     static let signature = 64
 }
 
 extension SyncMessage {
     private enum Tag: UInt8 {
-        case hello = 1, heads, fetch, entries, ack, done, need, reconcile, reconcileRequest, ping, pong, bye
+        case hello = 1, heads, fetch, entries, ack, done, need, reconcile, reconcileRequest, ping, pong, bye, valueChunk
     }
 
     /// The message's bytes: a one-byte type, then its fields, big-endian.
@@ -139,9 +155,18 @@ extension SyncMessage {
             for tip in tips { w.raw(tip.id.bytes); w.u64(tip.hlc.rawValue) }
         case .fetch(let request, let wants, let haves):
             w.u8(Tag.fetch.rawValue); w.u32(request); w.ids(wants); w.ids(haves)
-        case .entries(let stream, let batch, let entries):
+        case .entries(let stream, let batch, let entries, let chunked):
             w.u8(Tag.entries.rawValue); w.u32(stream); w.u32(batch); w.u32(UInt32(entries.count))
-            for entry in entries { w.entry(entry) }
+            for (index, entry) in entries.enumerated() {
+                if let chunked, chunked.index == index {
+                    w.entry(entry, chunkedLength: chunked.length)
+                } else {
+                    w.entry(entry)
+                }
+            }
+        case .valueChunk(let stream, let digest, let offset, let bytes):
+            w.u8(Tag.valueChunk.rawValue); w.u32(stream); w.raw(digest.bytes); w.u32(offset)
+            w.u32(UInt32(bytes.count)); w.raw(bytes)
         case .ack(let stream, let batch):
             w.u8(Tag.ack.rawValue); w.u32(stream); w.u32(batch)
         case .done(let request, let outcome):
@@ -206,8 +231,23 @@ extension SyncMessage {
             let count = try r.count(try r.u32("entry count"), limit: WireLimits.entries, "entries")
             var entries: [RawEntry] = []
             entries.reserveCapacity(min(count, 1024))
-            for _ in 0..<count { entries.append(try r.entry()) }
-            return .entries(stream: stream, batch: batch, entries)
+            var chunked: ChunkedValue?
+            for index in 0..<count {
+                let (entry, chunkedLength) = try r.entry()
+                if let chunkedLength {
+                    // One chunked value per batch, as its last entry: the receiver holds at most
+                    // one partial value per stream.
+                    guard index == count - 1 else { throw WireError.badField("chunked value before the last entry of a batch") }
+                    chunked = ChunkedValue(index: index, length: chunkedLength)
+                }
+                entries.append(entry)
+            }
+            return .entries(stream: stream, batch: batch, entries, chunked: chunked)
+        case .valueChunk:
+            let stream = try r.u32("stream"), digest = try r.hash("value digest"), offset = try r.u32("offset")
+            let length = Int(try r.u32("chunk length"))
+            guard length > 0, length <= WireLimits.valueChunk else { throw WireError.badField("chunk length \(length)") }
+            return .valueChunk(stream: stream, digest: digest, offset: offset, Array(try r.raw(length, "chunk")))
         case .ack:
             return .ack(stream: try r.u32("stream"), batch: try r.u32("batch"))
         case .done:
@@ -246,11 +286,15 @@ extension ByteWriter {
 
     /// The claimed id, body length, body, signature (64 bytes), then a flag and the value bytes
     /// if any. The id lets a receiver skip entries it holds; ingest checks it against the body.
-    mutating func entry(_ entry: RawEntry) {
+    /// With `chunkedLength`, the value is not inline: flag 2 and its length say it follows in
+    /// `value-chunk` messages.
+    mutating func entry(_ entry: RawEntry, chunkedLength: UInt32? = nil) {
         raw(entry.claimedID?.bytes ?? [UInt8](repeating: 0, count: 32))
         u32(UInt32(entry.body.count)); raw(entry.body)
         raw(entry.signature)
-        if let value = entry.value {
+        if let chunkedLength {
+            u8(2); u32(chunkedLength)
+        } else if let value = entry.value {
             u8(1); u32(UInt32(value.count)); raw(value)
         } else {
             u8(0)
@@ -278,7 +322,8 @@ extension ByteReader {
 
     mutating func bytes8(_ field: String) throws -> [UInt8] { Array(try raw(Int(try u8(field)), field)) }
 
-    mutating func entry() throws -> RawEntry {
+    /// An entry, and the declared length of its value when the value follows in chunks.
+    mutating func entry() throws -> (RawEntry, chunkedLength: UInt32?) {
         let id = try hash("entry id")
         let bodyLength = Int(try u32("entry body length"))
         guard bodyLength <= WireLimits.entryBody else { throw WireError.messageTooLarge(bodyLength, limit: WireLimits.entryBody) }
@@ -286,11 +331,15 @@ extension ByteReader {
         let signature = Array(try raw(WireLimits.signature, "signature"))
         switch try u8("value flag") {
         case 0:
-            return RawEntry(body: body, signature: signature, claimedID: id)
+            return (RawEntry(body: body, signature: signature, claimedID: id), nil)
         case 1:
             let valueLength = Int(try u32("value length"))
             guard valueLength <= WireLimits.value else { throw WireError.messageTooLarge(valueLength, limit: WireLimits.value) }
-            return RawEntry(body: body, signature: signature, claimedID: id, value: Array(try raw(valueLength, "value")))
+            return (RawEntry(body: body, signature: signature, claimedID: id, value: Array(try raw(valueLength, "value"))), nil)
+        case 2:
+            let valueLength = try u32("chunked value length")
+            guard valueLength > 0, valueLength <= WireLimits.value else { throw WireError.badField("chunked value length \(valueLength)") }
+            return (RawEntry(body: body, signature: signature, claimedID: id), valueLength)
         default:
             throw WireError.badField("value flag")
         }

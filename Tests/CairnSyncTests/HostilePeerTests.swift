@@ -149,7 +149,7 @@ import Testing
             .hello(.init(minVersion: 1, maxVersion: 7, logID: genesis, nodeKey: peer.key.publicKey, capabilities: ["quantum-sync/3", PeerSession.deltaCapability])),
             .fetch(request: 1, wants: [written.id], haves: [genesis]),
         ]) { $0 == .done(request: 1, outcome: .complete) }
-        #expect(replies.contains { if case .entries(1, _, let entries) = $0 { entries.contains { $0.claimedID == written.id } } else { false } })
+        #expect(replies.contains { if case .entries(1, _, let entries, _) = $0 { entries.contains { $0.claimedID == written.id } } else { false } })
         #expect(replies.contains(.done(request: 1, outcome: .complete)))
 
         // A peer that only speaks versions the node does not is refused.

@@ -82,10 +82,10 @@ import Testing
         // first stream waits for acks).
         let fetch = SyncMessage.fetch(request: 7, wants: head, haves: [genesis])
         let replies = try await peer.run(opening: [fetch], respond: { message in
-            if case .entries(7, 1, _) = message { [fetch] } else { [] }
+            if case .entries(7, 1, _, _) = message { [fetch] } else { [] }
         })
         try await eventually(10, "a reused request id is refused") { dropped(target, "protocol") == 2 }
-        #expect(replies.contains { if case .entries(7, _, _) = $0 { true } else { false } })
+        #expect(replies.contains { if case .entries(7, _, _, _) = $0 { true } else { false } })
 
         _ = try await nodes[1].log.put("t", "still-honest", [1])
         _ = try await awaitConvergence(nodes)
@@ -166,7 +166,7 @@ import Testing
         #expect(queries.count <= SyncConfiguration().reconcileBudget.stallRounds + 2, "\(queries.count) messages")
         #expect(received.contains { if case .need(_, let ids) = $0 { ids.contains(disclosed) } else { false } })
         #expect(received.contains { message in
-            guard case .entries(let stream, _, let entries) = message, stream & StreamID.ownStreamBit != 0 else { return false }
+            guard case .entries(let stream, _, let entries, _) = message, stream & StreamID.ownStreamBit != 0 else { return false }
             return entries.contains { $0.claimedID == genesis.id }
         })
     }

@@ -25,6 +25,8 @@ import Testing
         .reconcileRequest,
         .ping(99), .pong(99),
         .bye("shutting down"),
+        .entries(stream: 0, batch: 0, [entry, RawEntry(body: [9], signature: entry.signature, claimedID: id)], chunked: .init(index: 1, length: 3 << 20)),
+        .valueChunk(stream: 5, digest: id, offset: 1 << 20, [1, 2, 3, 4]),
     ]
 
     @Test(arguments: samples) func roundTrips(_ message: SyncMessage) throws {
