@@ -202,9 +202,26 @@ public actor SyncNode: Service {
     /// Accepts peers. Connections over ``SyncConfiguration/maxInboundConnections`` (in all, or
     /// from one IP address) are closed at once; each admitted one must finish its handshake
     /// within ``SyncConfiguration/handshakeTimeout``.
+    ///
+    /// Stopping must not cancel the accept loop itself: NIO's server sequence drops the
+    /// connections it has accepted but not yet handed out when its consumer is cancelled, and a
+    /// dropped `NIOAsyncChannel` traps ("Deinited NIOAsyncWriter without calling finish()",
+    /// swift-nio#2813). So the loop runs in a task of its own, and cancellation closes the
+    /// listening channel instead: the sequence then ends after handing out every connection
+    /// already accepted, each of which is closed through `executeThenClose`.
     private nonisolated func acceptPeers(_ server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) async throws {
+        let loop = Task { try await self.acceptLoop(server) }
+        try await withTaskCancellationHandler {
+            try await loop.value
+        } onCancel: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    private nonisolated func acceptLoop(_ server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) async throws {
         try await server.executeThenClose { accepted in
             try await withThrowingDiscardingTaskGroup { group in
+                defer { group.cancelAll() }  // the listener closed: end the sessions it served
                 for try await channel in accepted {
                     let remote = channel.channel.remoteAddress
                     let ip = remote?.ipAddress ?? "?"

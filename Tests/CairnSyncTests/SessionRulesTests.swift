@@ -235,7 +235,7 @@ import Testing
         let backup = nodes[1].path + ".backup"
         try FileManager.default.copyItem(atPath: nodes[1].path, toPath: backup)
         try await nodes[1].restart()
-        try await eventually(30, "session open") { await nodes[0].node.connectedPeers.count == 1 }
+        try await eventually(90, "session open") { await nodes[0].node.connectedPeers.count == 1 }
         _ = try await nodes[1].log.write((0..<20).map { .put(bucket: "t", key: "b\($0)", value: [2]) })
         _ = try await nodes[0].log.write((0..<20).map { .put(bucket: "t", key: "a\($0)", value: [3]) })
         _ = try await awaitConvergence(nodes)
@@ -249,7 +249,7 @@ import Testing
             _ = try await restored.write((0..<5).map { .put(bucket: "t", key: "r\($0)", value: [5]) })
         }
         try await nodes[1].restart()
-        try await eventually(30, "node 0 detects the restore") {
+        try await eventually(90, "node 0 detects the restore") {
             metric(nodes[0].node, "cairn_reconcile_fallbacks_total{reason=\"restored\"}") >= 1
         }
         let converged = try await awaitConvergence(nodes)
@@ -281,7 +281,7 @@ import Testing
         try FileManager.default.removeItem(atPath: nodes[1].path)
         try FileManager.default.moveItem(atPath: backup, toPath: nodes[1].path)
         try await nodes[1].restart()
-        try await eventually(30, "node 0 detects the restore") {
+        try await eventually(90, "node 0 detects the restore") {
             metric(nodes[0].node, "cairn_reconcile_fallbacks_total{reason=\"restored\"}") >= 1
         }
         let converged = try await awaitConvergence(nodes)

@@ -49,7 +49,7 @@ def main():
     noise.set_prologue(b"cairn-sync/1")
     noise.start_handshake()
 
-    sock = socket.create_connection((host, port), timeout=20)
+    sock = socket.create_connection((host, port), timeout=90)
     write_frame(sock, noise.write_message())
     handshake = noise.noise_protocol.handshake_state  # the library drops it once the handshake ends
     noise.read_message(read_frame(sock))
