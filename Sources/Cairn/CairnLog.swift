@@ -82,12 +82,17 @@ public actor CairnLog {
     /// commit. (An index not loaded yet catches up when it is: entries only grow.)
     func writing<T>(_ body: () throws -> T) throws -> T {
         try requireWritable()
-        return try store.database.writeTransaction {
+        let result = try store.database.writeTransaction {
             let result = try body()
             if let loadedReconcileIndex { _ = try loadedReconcileIndex.catchUp() }
             return result
         }
+        if !store.database.isInTransaction { commits.notify() }
+        return result
     }
+
+    /// Signalled after each commit this process makes to the log (the pusher waits on it).
+    package nonisolated let commits = CommitSignal()
 
     // MARK: - Opening
 

@@ -19,9 +19,9 @@ public struct SyncConfiguration: Sendable {
     /// A peer silent this long (no frame, not even a ping) is dropped (the handshake has its own
     /// deadline, ``handshakeTimeout``).
     public var idleTimeout: Duration = .seconds(30)
-    /// How often the node checks its database for entries written by anyone (this process, the
-    /// CLI, an embedding app) to push.
-    public var pushPollInterval: Duration = .milliseconds(10)
+    /// How often the node checks its database for entries written by other processes (the CLI,
+    /// another app on the same file) to push; this process's own commits wake the pusher at once.
+    public var pushPollInterval: Duration = .milliseconds(50)
     /// First and largest pause before redialing a peer (doubling, with ±50% jitter).
     public var reconnectBackoff: (first: Duration, max: Duration) = (.milliseconds(200), .seconds(30))
     /// How long the node must see no sync traffic before it writes a merge entry for its heads.

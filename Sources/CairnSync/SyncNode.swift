@@ -26,8 +26,8 @@ import Darwin
 ///
 /// The node listens for peers, dials the configured ones (redialing with backoff and jitter),
 /// and for each session: exchanges heads and fetches what it lacks (the fast path), pushes new
-/// entries within about `pushPollInterval` of their commit — whoever wrote them, this process
-/// or another on the same database — and runs periodic Negentropy rounds that repair whatever
+/// entries the moment this process commits them (and within `pushPollInterval` of a commit by
+/// another process on the same database) — and runs periodic Negentropy rounds that repair whatever
 /// the fast path missed. When its heads diverge and traffic settles, the node elected by the
 /// rule in ARCHITECTURE.md § "Merges after sync" writes one merge entry.
 ///
@@ -526,8 +526,13 @@ public actor SyncNode: Service {
     /// the ingest sequence sees this process's writes and other processes' alike.
     private func pushNewEntries() async throws {
         var pushed = try await log.lastSeq()
+        var seen = log.commits.generation
         while true {
-            try await Task.sleep(for: configuration.pushPollInterval)
+            // Woken by this process's commits at once; other processes' commits (the CLI, an
+            // embedding app on the same file) are found by the check every pushPollInterval.
+            await log.commits.wait(after: seen, timeout: configuration.pushPollInterval)
+            try Task.checkCancellation()
+            seen = log.commits.generation
             let last = try await log.lastSeq()
             while pushed < last {
                 // Ids first: entries every peer already holds (most of what a catch-up brings

@@ -44,6 +44,21 @@ import Testing
         #expect(try await nodes[1].log.get("t", "live") == [42])
     }
 
+    /// This process's commits wake the pusher: with the database poll set to a minute (and
+    /// anti-entropy to an hour), a local write still reaches the peer at once.
+    @Test func aLocalCommitIsPushedWithoutWaitingForThePoll() async throws {
+        var configuration = testConfiguration()
+        configuration.pushPollInterval = .seconds(60)
+        configuration.reconcileInterval = .seconds(3600)
+        let nodes = try await makeCluster("wake", count: 2, configuration: configuration)
+        defer { Task { await removeAll(nodes) } }
+        try await connectFullMesh(nodes)
+        try await eventually(30, "session open") { await nodes[1].node.connectedPeers.count == 1 }
+        _ = try await awaitConvergence(nodes)
+        let written = try await nodes[0].log.put("t", "woken", [7])
+        try await eventually(10, "pushed at commit, not at the next poll") { try await nodes[1].log.entry(written.id) != nil }
+    }
+
     /// A partition heals after every side wrote: the nodes end on one shared head and identical
     /// state, and the merges written for the heal stay within the bound (at most N).
     @Test func healedPartitionMergesOnceAndConverges() async throws {
