@@ -222,7 +222,51 @@ struct ServeSettings: Decodable {
         } catch let error as ServeConfigError {
             throw error
         } catch {
-            throw ServeConfigError(path: path, problem: "not valid JSON of the expected shape (\(error))")
+            throw ServeConfigError(path: path, problem: jsonProblem(error, in: data))
+        }
+    }
+
+    /// What is wrong with the file, in a user's words: where the JSON breaks (line and column),
+    /// or which setting has the wrong type.
+    private static func jsonProblem(_ error: any Error, in data: Data) -> String {
+        if let error = error as? DecodingError {
+            switch error {
+            case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+                return "\(settingName(context.codingPath)) should be \(typeName(type))"
+            case .keyNotFound(let key, _): return "\"\(key.stringValue)\" is missing"
+            case .dataCorrupted(let context): return "\(settingName(context.codingPath)): \(context.debugDescription)"
+            @unknown default: return "not the expected shape"
+            }
+        }
+        // JSONSerialization reports "… around line L, column C." or "… around character N."
+        let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+        if let range = text.range(of: #"line \d+, column \d+"#, options: .regularExpression) {
+            return "not valid JSON at \(text[range]) (a missing comma, quote or bracket?)"
+        }
+        if let range = text.range(of: #"character \d+"#, options: .regularExpression),
+            let offset = Int(text[range].dropFirst("character ".count))
+        {
+            let before = data.prefix(offset)
+            let line = before.filter { $0 == UInt8(ascii: "\n") }.count + 1
+            let column = before.count - (before.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) + 1
+            return "not valid JSON at line \(line), column \(column) (a missing comma, quote or bracket?)"
+        }
+        return "not valid JSON (a missing comma, quote or bracket?)"
+    }
+
+    private static func settingName(_ path: [any CodingKey]) -> String {
+        guard !path.isEmpty else { return "the file" }
+        let name = path.reduce("") { name, key in key.intValue.map { name + "[\($0)]" } ?? (name.isEmpty ? key.stringValue : name + "." + key.stringValue) }
+        return "\"" + name + "\""
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is [String].Type: "a list of strings"
+        case is Double.Type, is Int.Type: "a number"
+        case is Bool.Type: "true or false"
+        default: "\(type)"
         }
     }
 

@@ -229,7 +229,7 @@ actor PeerSession {
         await log.reconcileEnd(prefix: "\(connection)/")
         if let identity, !held.isEmpty { await node.noteHeld(held, by: identity) }
         status?.state = "disconnected"
-        if let failure { status?.lastError = "\(failure)" }
+        if let failure { status?.lastError = describe(failure) }
         await saveStatus()
         await node.unregister(self)
     }

@@ -310,7 +310,9 @@ public actor SyncNode: Service {
                 failures = ContinuousClock.now - started > .seconds(10) || outcome.error == nil ? 0 : failures + 1
             } catch {
                 failures += 1
-                logger.debug("dial failed", metadata: ["peer": "\(peer.address)", "error": "\(error)"])
+                // Said once when a peer becomes unreachable; the retries that follow at debug.
+                let metadata: Logger.Metadata = ["peer": "\(peer.address)", "error": "\(describe(error))"]
+                if failures == 1 { logger.notice("cannot reach peer; retrying with backoff", metadata: metadata) } else { logger.debug("dial failed", metadata: metadata) }
             }
             let (first, max) = configuration.reconnectBackoff
             let pause = min(first * (1 << min(failures, 20)), max).jittered(0.5)
@@ -402,7 +404,7 @@ public actor SyncNode: Service {
             metadata["reason"] = "connection closed"
             if authenticated { logger.info("session closed", metadata: metadata) } else { logger.debug("connection closed before the handshake", metadata: metadata) }
         case let error?:
-            metadata["reason"] = "\(error)"
+            metadata["reason"] = "\(describe(error))"
             if authenticated { logger.info("session closed", metadata: metadata) } else { logger.debug("connection failed", metadata: metadata) }
         }
     }
@@ -647,8 +649,15 @@ public enum SyncNodeError: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// An error as one short phrase: the system's text for an errno.
 func describe(_ error: any Error) -> String {
-    if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
-    return "\(error)"
+    switch error {
+    case let error as IOError: return String(cString: strerror(error.errnoCode))
+    case let error as SocketAddressError.UnknownHost: return "cannot resolve host '\(error.host)' (check the address or DNS)"
+    case let error as NIOConnectionError:
+        if error.dnsAError != nil || error.dnsAAAAError != nil { return "cannot resolve host '\(error.host)' (check the address or DNS)" }
+        let reasons = Set(error.connectionErrors.map { describe($0.error) }).sorted()
+        return "cannot connect to \(error.host):\(error.port)" + (reasons.isEmpty ? "" : ": \(reasons.joined(separator: "; "))")
+    default: return "\(error)"
+    }
 }
 
 /// What `GET /healthz` answers.

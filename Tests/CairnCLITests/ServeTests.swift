@@ -147,6 +147,32 @@ struct ServeTests {
         for daemon in [allowing, daemonB!] { #expect(try await daemon.waitForExit() == 0, "\(daemon.stderr)") }
     }
 
+    /// A broken serve.json is named with the line and column where it breaks, or the setting of
+    /// the wrong type — never a Foundation error domain.
+    @Test func aBadConfigFileSaysWhereItBreaks() throws {
+        let sandbox = try Sandbox()
+        let node = try sandbox.initLog()
+        let config = node.dataDir + "/serve.json"
+        for (text, expected) in [("{\"listen\": \"127.0.0.1:0\",\n \"peers\": [1,\n}", "not valid JSON at line 3, column 1"),
+                                 ("{\"peers\": [1]}", "\"peers[0]\" should be a string")] {
+            try text.write(toFile: config, atomically: true, encoding: .utf8)
+            let result = try node.run("serve", "--listen", "127.0.0.1:0")
+            #expect(result.status != 0 && result.stderr.contains("\(config): \(expected)"), "\(result)")
+            #expect(!result.stderr.contains("NSCocoaErrorDomain") && result.stderr.split(separator: "\n").count == 1, "\(result)")
+        }
+    }
+
+    /// A peer whose name does not resolve is reported once, in words, and retried quietly.
+    @Test func anUnresolvablePeerIsNamedOnce() async throws {
+        let sandbox = try Sandbox()
+        let node = try sandbox.initLog()
+        let daemon = try Daemon(node, arguments: ["--peer", "nosuchhost.invalid:7401"])
+        try await eventually(30, "the unreachable peer is reported") { daemon.stderr.contains("cannot resolve host 'nosuchhost.invalid'") }
+        #expect(!daemon.stderr.contains("SocketAddressError"), "\(daemon.stderr)")
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+    }
+
     @Test func sigtermStopsTheDaemonCleanly() async throws {
         let sandbox = try Sandbox()
         let daemon = try Daemon(try sandbox.initLog())
