@@ -115,13 +115,8 @@ struct GitGraph {
 
         var seenThis = false
         for index in 0...columns.count {
-            let columnCommit: Hash32
-            if index == columns.count {
-                if seenThis { break }
-                columnCommit = commit!
-            } else {
-                columnCommit = columns[index]
-            }
+            if index == columns.count && seenThis { break }
+            let columnCommit = self.columnCommit(index)
             if columnCommit == commit {
                 seenThis = true
                 commitIndex = index
@@ -231,16 +226,17 @@ struct GitGraph {
         for index in 0..<dashed { line += index == dashed - 1 ? "-." : "--" }
     }
 
+    /// The commit that column `index` stands for as git's graph.c walks a row: the open
+    /// columns, then, one past them, the commit being drawn.
+    private func columnCommit(_ index: Int) -> Hash32 {
+        index == columns.count ? commit! : columns[index]
+    }
+
     private mutating func commitRow(_ line: inout String) {
         var seenThis = false
         for index in 0...columns.count {
-            let columnCommit: Hash32
-            if index == columns.count {
-                if seenThis { break }
-                columnCommit = commit!
-            } else {
-                columnCommit = columns[index]
-            }
+            if index == columns.count && seenThis { break }
+            let columnCommit = self.columnCommit(index)
             if columnCommit == commit {
                 seenThis = true
                 line += "*"
@@ -273,13 +269,8 @@ struct GitGraph {
         var seenThis = false
         var parentColumnSeen = false
         for index in 0...columns.count {
-            let columnCommit: Hash32
-            if index == columns.count {
-                if seenThis { break }
-                columnCommit = commit!
-            } else {
-                columnCommit = columns[index]
-            }
+            if index == columns.count && seenThis { break }
+            let columnCommit = self.columnCommit(index)
             if columnCommit == commit {
                 seenThis = true
                 var charIndex = mergeLayout
