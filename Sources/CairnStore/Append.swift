@@ -54,7 +54,6 @@ extension LogStore {
                 heads = try parentFrontier().parents
             }
             written += try appendChain(writes, after: heads, signer: signer)
-            if let last = written.last { try LogStore.putMeta(database, "last_local_write", .blob(last.id.bytes)) }
             try saveClock()
             return written
         }

@@ -121,7 +121,6 @@ package final class LogStore {
         let store = try LogStore(database: db, logID: genesis.id, options: options)
         try store.database.writeTransaction {
             try store.apply(genesis, value: nil)
-            try putMeta(db, "last_local_write", .blob(genesis.id.bytes))
             try store.saveClock()
         }
         return store

@@ -145,7 +145,12 @@ enum Schema {
     /// The greatest HLC among an author's orphans, as 8 big-endian bytes, read from the body
     /// (`version | kind | hlc u64 | author[32] | …`, docs/entry-format.md): blobs compare bytewise.
     static let maxOrphanHLCByAuthor = "SELECT max(substr(body, 3, 8)) FROM orphans WHERE substr(body, 11, 32) = ?1"
-    static let newestByAuthor = "SELECT id FROM entries WHERE author = ?1 ORDER BY hlc DESC LIMIT 1"
+    /// The newest entry of an author, its kind, and the local transaction that wrote it (NULL:
+    /// received, not appended here).
+    static let newestByAuthorWrittenHere = """
+        SELECT e.id, e.kind, (SELECT c.txn FROM changes c WHERE c.entry_seq = e.seq AND c.cause = 0)
+        FROM entries e WHERE e.author = ?1 ORDER BY e.hlc DESC LIMIT 1
+        """
     static let maxSeq = "SELECT max(seq) FROM entries"
     static let entryCount = "SELECT count(*) FROM entries"
 
