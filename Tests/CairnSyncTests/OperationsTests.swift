@@ -46,7 +46,7 @@ import Testing
         var configuration = testConfiguration()
         configuration.maxInboundConnections = 4
         configuration.maxInboundConnectionsPerAddress = 3
-        configuration.handshakeTimeout = .seconds(2)
+        configuration.handshakeTimeout = .seconds(4)
         let nodes = try await makeCluster("limits", count: 2, configuration: configuration)
         defer { Task { await removeAll(nodes) } }
         nodes[0].start()
@@ -55,9 +55,9 @@ import Testing
             for _ in 0..<10 { group.addTask { try await self.silentConnection(to: port) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        // Three were admitted (the per-address limit) and waited for the deadline; seven were
-        // refused at once.
-        #expect(durations.filter { $0 < .seconds(1) }.count == 7, "\(durations)")
+        // Three were admitted (the per-address limit) and waited for the 4 s deadline; seven were
+        // refused at once (the threshold halfway leaves a loaded machine room either way).
+        #expect(durations.filter { $0 < .seconds(2) }.count == 7, "\(durations)")
         #expect(metric(nodes[0].node, "cairn_inbound_refused_total") == 7)
         nodes[1].start()
         try await nodes[1].dial(nodes[0])
