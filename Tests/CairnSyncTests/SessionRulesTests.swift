@@ -224,16 +224,8 @@ import Testing
     /// they do not descend from entries it held before: its peer detects the restore and
     /// reconciles, and both converge.
     @Test func aRestoredNodeThatWroteBeforeReconnectingIsDetected() async throws {
-        var configuration = testConfiguration()
-        configuration.reconcileInterval = .seconds(3600)
-        let nodes = try await makeCluster("restorew", count: 2, configuration: configuration)
+        let (nodes, backup) = try await convergedPairWithBackup("restorew")
         defer { Task { await removeAll(nodes) } }
-        try await connectFullMesh(nodes)
-        _ = try await awaitConvergence(nodes)
-
-        await nodes[1].stop()
-        let backup = nodes[1].path + ".backup"
-        try FileManager.default.copyItem(atPath: nodes[1].path, toPath: backup)
         try await nodes[1].restart()
         try await eventually(90, "session open") { await nodes[0].node.connectedPeers.count == 1 }
         _ = try await nodes[1].log.write((0..<20).map { .put(bucket: "t", key: "b\($0)", value: [2]) })
@@ -241,9 +233,7 @@ import Testing
         _ = try await awaitConvergence(nodes)
 
         // Restore the old copy and write on it before it reconnects: newer heads than ever.
-        await nodes[1].stop()
-        try FileManager.default.removeItem(atPath: nodes[1].path)
-        try FileManager.default.moveItem(atPath: backup, toPath: nodes[1].path)
+        try await restore(nodes[1], from: backup)
         do {
             let restored = try CairnLog.open(at: nodes[1].path)
             _ = try await restored.write((0..<5).map { .put(bucket: "t", key: "r\($0)", value: [5]) })
@@ -262,29 +252,40 @@ import Testing
     /// to the copy it started from shows the very heads it showed before; what it acknowledged
     /// gives the restore away.
     @Test func aRestoredNodeIsDetectedByTheBatchesItAcknowledged() async throws {
-        var configuration = testConfiguration()
-        configuration.reconcileInterval = .seconds(3600)
-        let nodes = try await makeCluster("restorea", count: 2, configuration: configuration)
+        let (nodes, backup) = try await convergedPairWithBackup("restorea")
         defer { Task { await removeAll(nodes) } }
-        try await connectFullMesh(nodes)
-        _ = try await awaitConvergence(nodes)
-
-        await nodes[1].stop()
-        let backup = nodes[1].path + ".backup"
-        try FileManager.default.copyItem(atPath: nodes[1].path, toPath: backup)
         _ = try await nodes[0].log.write((0..<700).map { .put(bucket: "t", key: "k\($0)", value: [1]) })
         try await nodes[1].restart()  // fetches the 700 entries, acknowledging each batch
         _ = try await awaitConvergence(nodes)
         try await eventually(10, "the fetch completes") { metric(nodes[0].node, "cairn_entries_sent_total") >= 700 }
 
-        await nodes[1].stop()
-        try FileManager.default.removeItem(atPath: nodes[1].path)
-        try FileManager.default.moveItem(atPath: backup, toPath: nodes[1].path)
+        try await restore(nodes[1], from: backup)
         try await nodes[1].restart()
         try await eventually(90, "node 0 detects the restore") {
             metric(nodes[0].node, "cairn_reconcile_fallbacks_total{reason=\"restored\"}") >= 1
         }
         let converged = try await awaitConvergence(nodes)
         #expect(converged.state.count == 700)
+    }
+
+    /// Two nodes with anti-entropy out of the way, connected and converged, node 1 stopped and
+    /// its directory copied (what an operator would later restore from). The caller removes them.
+    private func convergedPairWithBackup(_ name: String) async throws -> (nodes: [TestNode], backup: String) {
+        var configuration = testConfiguration()
+        configuration.reconcileInterval = .seconds(3600)
+        let nodes = try await makeCluster(name, count: 2, configuration: configuration)
+        try await connectFullMesh(nodes)
+        _ = try await awaitConvergence(nodes)
+        await nodes[1].stop()
+        let backup = nodes[1].path + ".backup"
+        try FileManager.default.copyItem(atPath: nodes[1].path, toPath: backup)
+        return (nodes, backup)
+    }
+
+    /// Stops `node` and puts its directory back to `backup`, as a restore from a backup does.
+    private func restore(_ node: TestNode, from backup: String) async throws {
+        await node.stop()
+        try FileManager.default.removeItem(atPath: node.path)
+        try FileManager.default.moveItem(atPath: backup, toPath: node.path)
     }
 }
