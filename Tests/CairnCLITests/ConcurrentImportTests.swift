@@ -9,7 +9,7 @@ import Testing
 /// while it runs.
 @Suite("cairn import: writers are not locked out")
 struct ConcurrentImportTests {
-    static let bundleEntries = 20_000
+    static let bundleEntries = ProcessInfo.processInfo.environment["CAIRN_CONCURRENT_ENTRIES"].flatMap(Int.init) ?? 20_000
     static let writers = 4
     static let minimumPuts = 20
 
@@ -52,15 +52,9 @@ struct ConcurrentImportTests {
 
     private func read(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
 
-    /// One process imports a 20,000-entry bundle while 4 others each run `cairn put` until the
-    /// import is over (at least 20 times): no put fails or is lost, the import applies every
-    /// entry, and puts commit between the import's chunks — not all after it.
-    @Test func putsFromOtherProcessesSucceedDuringALargeImport() async throws {
-        let sandbox = try Sandbox()
-        let (target, bundle, bulkIDs) = try await prepare(in: sandbox)
-        let done = sandbox.path("import-done")
-        let importer = try launch(CLI.binary, ["--data-dir", target, "import", bundle], output: sandbox.path("import"))
-        // Each writer puts w<n>/k<i> until the import is over and it has put at least 20 times.
+    /// Each of `writers` processes runs `cairn put w<n>/k<i> v<i>` on `dataDir` until the file
+    /// `done` exists and it has put at least `minimumPuts` times.
+    private func startWriters(on dataDir: String, until done: String, in sandbox: Sandbox) throws -> [Process] {
         let script = """
             i=0
             while [ $i -lt \(Self.minimumPuts) ] || [ ! -e "$1" ]; do
@@ -69,47 +63,126 @@ struct ConcurrentImportTests {
               [ $i -lt 100000 ] || exit 2
             done
             """
-        let writers = try (0..<Self.writers).map { n in
-            try launch("/bin/sh", ["-c", script, "writer", done, CLI.binary, target, String(n)], output: sandbox.path("writer\(n)"))
+        return try (0..<Self.writers).map { n in
+            try launch("/bin/sh", ["-c", script, "writer", done, CLI.binary, dataDir, String(n)], output: sandbox.path("writer\(n)"))
         }
-        importer.waitUntilExit()
-        _ = FileManager.default.createFile(atPath: done, contents: nil)
-        for writer in writers { writer.waitUntilExit() }
+    }
 
-        let importOutput = try read(sandbox.path("import.out")), importErrors = try read(sandbox.path("import.err"))
-        #expect(importer.terminationStatus == 0 && importErrors.isEmpty, "import: \(importOutput) \(importErrors)")
-        #expect(importOutput.contains("\(Self.bundleEntries + 2) entries, \(Self.bundleEntries) applied, 2 already known"), "\(importOutput)")
+    /// Waits for the writers; expects each to have exited 0 with nothing on stderr and returns
+    /// the ids each printed, by bucket (`w<n>`).
+    private func finish(_ writers: [Process], in sandbox: Sandbox) throws -> [String: Set<String>] {
         var putIDs: [String: Set<String>] = [:]
         for (n, writer) in writers.enumerated() {
+            writer.waitUntilExit()
             let errors = try read(sandbox.path("writer\(n).err"))
             #expect(writer.terminationStatus == 0 && errors.isEmpty, "writer \(n): \(errors)")
             let ids = try read(sandbox.path("writer\(n).out")).split(separator: "\n").map(String.init)
             #expect(ids.count >= Self.minimumPuts)
             putIDs["w\(n)"] = Set(ids)
         }
+        return putIDs
+    }
 
-        // Every put and every bundle entry is in the log, in an order where puts landed
-        // between the import's chunks.
-        let tail = try CLI.run(["--data-dir", target, "tail"])
+    /// Every entry's cursor and bucket in `dataDir`'s change stream, by entry id.
+    private func streamed(_ dataDir: String) throws -> (cursors: [String: Int], buckets: [String: String]) {
+        let tail = try CLI.run(["--data-dir", dataDir, "tail"])
         #expect(tail.status == 0)
         var cursors: [String: Int] = [:]
-        var bucketOf: [String: String] = [:]
+        var buckets: [String: String] = [:]
         for line in try jsonLines(tail.stdout) {
             guard let source = line["source"] as? [String: Any], let id = source["entry"] as? String,
                 let cursor = line["cursor"] as? Int
             else { continue }
             cursors[id] = cursor
-            bucketOf[id] = line["bucket"] as? String
+            buckets[id] = line["bucket"] as? String
         }
-        #expect(bulkIDs.isSubset(of: Set(cursors.keys)), "bundle entries missing")
+        return (cursors, buckets)
+    }
+
+    /// Every put is in `dataDir` under its writer's bucket (nothing lost), and some committed
+    /// between the first and last of `bulkIDs` — while the bulk work ran, not all after it.
+    private func expectPutsInterleaved(_ putIDs: [String: Set<String>], with bulkIDs: Set<String>, in dataDir: String) throws {
+        let (cursors, buckets) = try streamed(dataDir)
+        #expect(bulkIDs.isSubset(of: Set(cursors.keys)), "bulk entries missing")
         for (bucket, ids) in putIDs {
-            #expect(ids.allSatisfy { bucketOf[$0] == bucket }, "puts of \(bucket) missing: lost writes")
+            #expect(ids.allSatisfy { buckets[$0] == bucket }, "puts of \(bucket) missing: lost writes")
         }
-        let lastBulk = bulkIDs.compactMap { cursors[$0] }.max() ?? 0
-        let firstBulk = bulkIDs.compactMap { cursors[$0] }.min() ?? 0
-        let putsDuringImport = putIDs.values.flatMap { $0 }.filter { (cursors[$0] ?? 0) > firstBulk && (cursors[$0] ?? 0) < lastBulk }
-        #expect(!putsDuringImport.isEmpty, "no put committed while the import was applying its chunks")
+        let bulkCursors = bulkIDs.compactMap { cursors[$0] }
+        let (firstBulk, lastBulk) = (bulkCursors.min() ?? 0, bulkCursors.max() ?? 0)
+        let during = putIDs.values.flatMap { $0 }.filter { (cursors[$0] ?? 0) > firstBulk && (cursors[$0] ?? 0) < lastBulk }
+        #expect(!during.isEmpty, "no put committed while the bulk entries were being applied")
+    }
+
+    /// One process imports a 20,000-entry bundle (`CAIRN_CONCURRENT_ENTRIES` sets another size)
+    /// while 4 others each run `cairn put` until the import is over (at least 20 times): no put
+    /// fails or is lost, the import applies every entry, and puts commit between the import's
+    /// chunks — not all after it.
+    @Test func putsFromOtherProcessesSucceedDuringALargeImport() async throws {
+        let sandbox = try Sandbox()
+        let (target, bundle, bulkIDs) = try await prepare(in: sandbox)
+        let done = sandbox.path("import-done")
+        let importer = try launch(CLI.binary, ["--data-dir", target, "import", bundle], output: sandbox.path("import"))
+        let writers = try startWriters(on: target, until: done, in: sandbox)
+        importer.waitUntilExit()
+        _ = FileManager.default.createFile(atPath: done, contents: nil)
+        let putIDs = try finish(writers, in: sandbox)
+
+        let importOutput = try read(sandbox.path("import.out")), importErrors = try read(sandbox.path("import.err"))
+        #expect(importer.terminationStatus == 0 && importErrors.isEmpty, "import: \(importOutput) \(importErrors)")
+        #expect(importOutput.contains("\(Self.bundleEntries + 2) entries, \(Self.bundleEntries) applied, 2 already known"), "\(importOutput)")
+        try expectPutsInterleaved(putIDs, with: bulkIDs, in: target)
         #expect(try Node(dataDir: target).ok("verify").contains("OK"))
+    }
+
+    /// A node catching up 20,000 entries from a `cairn serve` peer (its own daemon applying the
+    /// batches) while 4 processes run `cairn put` on it until the catch-up is over: no put fails
+    /// or is lost, puts commit between the catch-up's batches, and both nodes end with every
+    /// entry and a clean verify.
+    @Test func putsFromOtherProcessesSucceedDuringACatchUp() async throws {
+        let sandbox = try Sandbox()
+        let a = try sandbox.initLog("a")
+        // The invite's grant is written before the bulk entries, so it reaches b first and b's
+        // own writers are admitted from the start of the catch-up.
+        let token = try CLI.run(["--data-dir", a.dataDir, "invite", "--address", "127.0.0.1:9"])
+        #expect(token.status == 0, "\(token)")
+        var bulkIDs = Set<String>()
+        do {
+            let log = try CairnLog.open(at: a.dataDir)
+            for start in stride(from: 0, to: Self.bundleEntries, by: 2000) {
+                let written = try await log.write((start..<min(start + 2000, Self.bundleEntries)).map {
+                    .put(bucket: "bulk", key: "k\($0)", value: Array("value \($0)".utf8))
+                })
+                bulkIDs.formUnion(written.map(\.id.hex))
+            }
+        }
+        let total = try a.entryCount()
+        let b = Node(dataDir: sandbox.path("b"))
+        let joined = try CLI.run(["--data-dir", b.dataDir, "join", token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)])
+        #expect(joined.status == 0, "\(joined)")
+        let daemonA = try ServeTests.Daemon(a)
+        try b.ok("peers", "add", daemonA.address)
+        let daemonB = try ServeTests.Daemon(b)
+
+        let deadline = ContinuousClock.now + .seconds(300)
+        // b may write once its grant (the first entry after the genesis) has arrived.
+        while try b.entryCount() < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let done = sandbox.path("catch-up-done")
+        let writers = try startWriters(on: b.dataDir, until: done, in: sandbox)
+        while try b.entryCount() < total + Self.writers, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        _ = FileManager.default.createFile(atPath: done, contents: nil)
+        let putIDs = try finish(writers, in: sandbox)
+        #expect(try b.entryCount() >= total, "b caught up")
+        try expectPutsInterleaved(putIDs, with: bulkIDs, in: b.dataDir)
+
+        // The puts reach a too, and both verify clean.
+        let written = Set(putIDs.values.flatMap { $0 })
+        while try Set(streamed(a.dataDir).cursors.keys).isSuperset(of: written) == false, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try Set(streamed(a.dataDir).cursors.keys).isSuperset(of: written), "every put reached a")
+        for daemon in [daemonA, daemonB] { daemon.signal(SIGTERM) }
+        for daemon in [daemonA, daemonB] { #expect(try await daemon.waitForExit() == 0, "\(daemon.stderr)") }
+        for node in [a, b] { #expect(try node.ok("verify").contains("OK")) }
     }
 
     /// A writer that cannot get the lock within its wait says so in one line (no SQL); readers
