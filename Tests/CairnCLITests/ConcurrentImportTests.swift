@@ -163,7 +163,8 @@ struct ConcurrentImportTests {
         try b.ok("peers", "add", daemonA.address)
         let daemonB = try ServeTests.Daemon(b)
 
-        let deadline = ContinuousClock.now + .seconds(300)
+        // A safety net only, not a measurement: 5 minutes per 20,000 entries.
+        let deadline = ContinuousClock.now + .seconds(max(300, Self.bundleEntries / 20_000 * 300))
         // b may write once its grant (the first entry after the genesis) has arrived.
         while try b.entryCount() < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let done = sandbox.path("catch-up-done")

@@ -118,6 +118,33 @@ struct ServeTests {
         for daemon in daemons { #expect(try await daemon.waitForExit() == 0, "\(daemon.stderr)") }
     }
 
+    /// `join --fetch` fetches the log from the inviting daemon, as git clone does, and exits
+    /// once the new node holds everything; an inviter that cannot be reached is said in one
+    /// line, and the node stays joined.
+    @Test func joinFetchClonesTheLogFromTheInviter() async throws {
+        let sandbox = try Sandbox()
+        let a = try sandbox.initLog("a")
+        do {
+            let log = try CairnLog.open(at: a.dataDir)
+            for batch in 0..<5 {
+                _ = try await log.write((0..<1000).map { .put(bucket: "bulk", key: "k\(batch)-\($0)", value: Array("v\($0)".utf8)) })
+            }
+        }
+        let daemon = try Daemon(a)
+        let b = Node(dataDir: sandbox.path("b"))
+        let joined = try CLI.run(["--data-dir", b.dataDir, "join", "--fetch", try invite(a, daemon.address)])
+        #expect(joined.status == 0 && joined.stdout.contains("fetched ") && joined.stdout.contains("entries from \(daemon.address)"), "\(joined)")
+        #expect(try b.entryCount() == (try a.entryCount()), "b holds every entry a held")
+        #expect(try b.ok("get", "bulk/k4-999") == "v999")
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+
+        let c = Node(dataDir: sandbox.path("c"))
+        let unreachable = try CLI.run(["--data-dir", c.dataDir, "join", "--fetch", "--connect-timeout", "1", try invite(a, "127.0.0.1:9")])
+        expectCleanError(unreachable, containing: "no session with 127.0.0.1:9 within 1 s")
+        #expect(try c.entryCount() >= 1, "the node is joined even though the fetch failed")
+    }
+
     /// A read-only node's key is in no writer set: the daemon it dials refuses it until the
     /// operator allows the key (`--allow KEY`); a malformed key is refused at start.
     @Test func aReadOnlyNodeConnectsOnceItsKeyIsAllowed() async throws {
