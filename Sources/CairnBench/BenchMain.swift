@@ -29,11 +29,12 @@ struct BenchMain {
         case "reconcile": try ReconcileBenchmark.run(arguments: arguments)
         case "sync": try await SyncBenchmark(arguments: arguments).run()
         case "cli": try await CLIBenchmark(arguments: arguments).run()
+        case "singles": try await CoreBenchmark(entries: entries).singles(count: option("--puts", in: arguments) ?? 5_000)
         case "get":
             try await CoreBenchmark(entries: entries).getBesideLargeValue(
                 keys: option("--keys", in: arguments) ?? 10_000, gets: option("--gets", in: arguments) ?? 20_000)
         default:
-            print("usage: cairn-bench [core|import-memory|reconcile|sync|get|cli] [--entries N] [--items N] [--keys N] [--gets N]")
+            print("usage: cairn-bench [core|singles|import-memory|reconcile|sync|get|cli] [--entries N] [--items N] [--keys N] [--gets N]")
             exit(2)
         }
     }

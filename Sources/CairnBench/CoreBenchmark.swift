@@ -66,6 +66,21 @@ struct CoreBenchmark {
         return Double(count) / elapsed
     }
 
+    /// `singles`: puts of one entry per transaction alone (for profiling that path), on a log
+    /// of `entries` batched puts, against sign + SQLite 1 row/txn measured on a database of the
+    /// same size in the same run.
+    func singles(count: Int) async throws {
+        print("cairn-bench singles: \(count) puts, one per transaction, on a log of \(entries) entries")
+        let sign = rawSignRate(count: 20_000)
+        let (_, sqliteSingle) = try rawSQLiteInsertRates(rows: entries, thenSingle: count)
+        let source = scratchDirectory("singles")
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        let log = try CairnLog.create(at: source, name: "bench")
+        _ = try await appendBatched(log, count: entries)
+        let single = try await appendSingly(log, count: count)
+        report("put, one per transaction", single, limit: 1 / (1 / sign + 1 / sqliteSingle), note: "limit = sign + SQLite 1 row/txn")
+    }
+
     /// Imports `bundle` into a fresh node of the same log (the genesis comes first in the bundle
     /// and is a duplicate there). Returns entries imported and entries per second.
     func importRate(bundle: String, like log: CairnLog) async throws -> (Int, Double) {
