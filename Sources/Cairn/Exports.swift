@@ -27,6 +27,7 @@ public typealias RejectReason = CairnStore.RejectReason
 public typealias StoreError = CairnStore.StoreError
 public typealias ValueLookup = CairnStore.ValueLookup
 public typealias Head = CairnStore.Head
+public typealias Defeat = CairnStore.Defeat
 public typealias InsertReport = CairnStore.InsertReport
 public typealias KeyState = CairnStore.KeyState
 public typealias LocalWrite = CairnStore.LocalWrite

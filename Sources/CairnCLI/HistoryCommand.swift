@@ -40,65 +40,78 @@ struct HistoryCommand: CairnCommand {
 
     func run() async throws {
         let log = try global.openForReading()
-        let history = try await log.history(path.bucket, path.key)
-        guard !history.versions.isEmpty else { throw CLIError.notFound("\(path) (never written)") }
-        let shown = limit.map { Array(history.versions.suffix($0)) } ?? history.versions
-        // For each losing write: the merges that recorded its defeat, and the winner each named.
-        var defeats: [Hash32: [(merge: Hash32, winner: Hash32)]] = [:]
-        for (merge, decision) in history.merges {
-            for loser in decision.losers { defeats[loser, default: []].append((merge.entry.id, decision.winner)) }
-        }
-
+        let count = try await log.historyCount(path.bucket, path.key)
+        guard count > 0 else { throw CLIError.notFound("\(path) (never written)") }
+        let winner = try await log.state(path.bucket, path.key)?.entryID
         if json {
-            let versions: [JSON] = shown.map { stored in
-                let entry = stored.entry
-                var fields: [(String, JSON)] = [
-                    ("entry", .string(entry.id.hex)), ("cursor", .int(stored.seq)), ("op", .string(entry.kind.description)),
-                ]
-                fields += EntryRendering.hlcFields(entry.hlc)
-                fields.append(("author", .string(entry.author.hex)))
-                if case .put(_, _, let ref) = entry.payload {
-                    fields += [("digest", .string(ref.digest.hex)), ("length", .int(Int64(ref.length)))]
+            try Terminal.out.bytes(Array("{\"bucket\":\(JSON.string(path.bucket).rendered),\"key\":\(JSON.string(path.key).rendered),".utf8))
+            try Terminal.out.bytes(Array("\"winner\":\(JSON.optional(winner?.hex).rendered),\"versions\":[".utf8))
+            var first = true
+            try await forEachPage(of: log) { page in
+                for version in page {
+                    try Terminal.out.bytes(Array(((first ? "" : ",") + jsonObject(version, winner: winner).rendered).utf8))
+                    first = false
                 }
-                fields += [
-                    ("inert", .bool(stored.inert)),
-                    ("winner", .bool(entry.id == history.winner)),
-                    ("lost", .array((defeats[entry.id] ?? []).map {
-                        .object([("merge", .string($0.merge.hex)), ("winner", .string($0.winner.hex))])
-                    })),
-                ]
-                return .object(fields)
             }
-            try Terminal.out.json(.object([
-                ("bucket", .string(path.bucket)), ("key", .string(path.key)),
-                ("winner", .optional(history.winner?.hex)), ("versions", .array(versions)),
-            ]))
+            try Terminal.out.line("]}")
             return
         }
-
-        try Terminal.out.line("history of \(path): \(history.versions.count) version\(history.versions.count == 1 ? "" : "s"), oldest first")
-        let rows: [[String]] = shown.map { stored in
-            let entry = stored.entry
-            let id = entry.id
-            var marker = " ", note = ""
-            if id == history.winner {
-                marker = "*"
-                note = "winner"
-            } else if let lost = defeats[id], !lost.isEmpty {
-                marker = "x"
-                note = lost.map { "lost to \($0.winner.short) (merge \($0.merge.short))" }.joined(separator: "; ")
-            }
-            if stored.inert {
-                marker = "!"
-                note = "inert: author revoked" + (note.isEmpty ? "" : "; " + note)
-            }
-            let value: String
-            switch entry.payload {
-            case .put(_, _, let ref): value = "\(ref.digest.short) \(ref.length) B"
-            default: value = "tombstone"
-            }
-            return [marker, TimeFormat.hlc(entry.hlc), entry.kind.description, id.short, entry.author.short, value, note]
+        try Terminal.out.line("history of \(path): \(count) version\(count == 1 ? "" : "s"), oldest first")
+        try await forEachPage(of: log) { page in
+            for line in formatTable(page.map { row($0, winner: winner) }) { try Terminal.out.line(line) }
         }
-        for line in formatTable(rows) { try Terminal.out.line(line) }
+    }
+
+    /// The versions to show, a page at a time (each page's columns are aligned): every version
+    /// from the oldest, or with `-n` the newest N.
+    private func forEachPage(of log: CairnLog, _ body: ([KeyVersion]) throws -> Void) async throws {
+        if let limit {
+            try body(try await log.history(path.bucket, path.key, newest: limit))
+            return
+        }
+        var last: KeyVersion?
+        repeat {
+            let page = try await log.history(path.bucket, path.key, after: last, limit: 1000)
+            try body(page)
+            last = page.last
+        } while last != nil
+    }
+
+    private func jsonObject(_ version: KeyVersion, winner: Hash32?) -> JSON {
+        let stored = version.stored, entry = stored.entry
+        var fields: [(String, JSON)] = [("entry", .string(entry.id.hex)), ("cursor", .int(stored.seq)), ("op", .string(entry.kind.description))]
+        fields += EntryRendering.hlcFields(entry.hlc)
+        fields.append(("author", .string(entry.author.hex)))
+        if case .put(_, _, let ref) = entry.payload {
+            fields += [("digest", .string(ref.digest.hex)), ("length", .int(Int64(ref.length)))]
+        }
+        fields += [
+            ("inert", .bool(stored.inert)),
+            ("winner", .bool(entry.id == winner)),
+            ("lost", .array(version.defeats.map { .object([("merge", .string($0.merge.hex)), ("winner", .string($0.winner.hex))]) })),
+        ]
+        return .object(fields)
+    }
+
+    private func row(_ version: KeyVersion, winner: Hash32?) -> [String] {
+        let entry = version.stored.entry
+        var marker = " ", note = ""
+        if entry.id == winner {
+            marker = "*"
+            note = "winner"
+        } else if !version.defeats.isEmpty {
+            marker = "x"
+            note = version.defeats.map { "lost to \($0.winner.short) (merge \($0.merge.short))" }.joined(separator: "; ")
+        }
+        if version.stored.inert {
+            marker = "!"
+            note = "inert: author revoked" + (note.isEmpty ? "" : "; " + note)
+        }
+        let value: String
+        switch entry.payload {
+        case .put(_, _, let ref): value = "\(ref.digest.short) \(ref.length) B"
+        default: value = "tombstone"
+        }
+        return [marker, TimeFormat.hlc(entry.hlc), entry.kind.description, entry.id.short, entry.author.short, value, note]
     }
 }

@@ -417,7 +417,8 @@ extension LogStore {
             try recordChange(entrySeq: seq, cause: .entry, bucket: nil, key: nil, before: nil, after: nil, inert: ownInert)
             try flushWinnerChanges(entrySeq: seq, cause: .writerSet, inert: ownInert)
         case .merge:
-            // A merge records decisions already reflected in the state.
+            // A merge records decisions already reflected in the state; its defeats are indexed.
+            try recordDefeats(of: entry)
             try recordChange(entrySeq: seq, cause: .entry, bucket: nil, key: nil, before: nil, after: nil, inert: inert)
         }
     }

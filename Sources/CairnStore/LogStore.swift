@@ -96,9 +96,13 @@ package final class LogStore {
     var releaseQueue: [Hash32]?
     /// The change-log bookkeeping of the write in progress (see ChangeLog.swift).
     var changeRecorder = ChangeRecorder()
+    /// Whether `merge_defeats` can be read: schema 5, or (for an older file opened read-only)
+    /// once a temporary copy has been filled on first use (MergeDefeats.swift).
+    var mergeDefeatsReady: Bool
 
-    private init(database: Database, logID: Hash32, options: StoreOptions) throws {
+    private init(database: Database, logID: Hash32, options: StoreOptions, schemaVersion: Int64 = Schema.version) throws {
         self.database = database
+        self.mergeDefeatsReady = schemaVersion >= 5
         self.logID = logID
         self.options = options
         self.clock = HybridClock(wall: options.wallClock, tolerance: options.clockToleranceMilliseconds)
@@ -172,7 +176,7 @@ package final class LogStore {
         // A read-only connection cannot migrate; it reads an older file's tables as they are
         // (only the newer tables are missing), and the next read-write open migrates it.
         if version < Schema.version && !readOnly { try migrate(db) }
-        let store = try LogStore(database: db, logID: logID, options: options)
+        let store = try LogStore(database: db, logID: logID, options: options, schemaVersion: readOnly ? version : Schema.version)
         // Version 3 derives the writer set into its own table: fill it from the entries.
         if version < 3 && !readOnly {
             try store.database.writeTransaction {
@@ -228,6 +232,7 @@ package final class LogStore {
                 // SQLITE_LOCKED.
                 db.resetStatements()
                 try db.execute(step)
+                if version == 4 { try fillMergeDefeats(in: db) }
                 version += 1
             }
             try putMeta(db, "schema_version", .int(version))

@@ -211,26 +211,39 @@ extension LogStore {
         }
     }
 
-    /// The merge entries whose decisions mention `bucket/key`.
-    public func merges(deciding bucket: String, key: String) throws -> [(StoredEntry, MergeDecision)] {
+    /// How many writes `bucket/key` has had (inert ones included).
+    public func historyCount(bucket: String, key: String) throws -> Int {
         try database.readTransaction {
-            var out: [(StoredEntry, MergeDecision)] = []
-            // A merge decides between two concurrent writes of the key, so it descends from
-            // both and its HLC is above the second-oldest write's: a key written once was never
-            // decided about, and only the merges after that HLC are read.
-            let second = try database.prepare(Schema.secondOldestWrite).bind(.text(bucket), .text(key))
-            guard try second.step() else { return [] }
-            let after = second.int64(0)
-            second.reset()
-            let statement = try database.prepare(Schema.mergeEntriesAfterHLC).bind(.int(after))
-            while try statement.step() {
-                let stored = try storedEntry(statement)
-                guard case .merge(let decisions) = stored.entry.payload else { continue }
-                for decision in decisions where KeyPath(bucket: decision.bucket, key: decision.key) == KeyPath(bucket: bucket, key: key) {
-                    out.append((stored, decision))
-                }
+            let statement = try database.prepare(Schema.historyCount).bind(.text(bucket), .text(key))
+            return try statement.step() ? Int(statement.int64(0)) : 0
+        }
+    }
+
+    /// Up to `limit` writes to `bucket/key` in LWW order (oldest first), after `last` (a
+    /// write of the key returned before) or from the first: one page of a history read in
+    /// constant memory.
+    public func historyPage(bucket: String, key: String, after last: SignedEntry?, limit: Int) throws -> [StoredEntry] {
+        try database.readTransaction {
+            let statement: Statement
+            if let last {
+                statement = try database.prepare(Schema.historyPageAfter).bind(
+                    .text(bucket), .text(key), .integer(last.hlc.rawValue), .blob(last.author.bytes), .blob(last.id.bytes), .int(Int64(limit)))
+            } else {
+                statement = try database.prepare(Schema.historyFirstPage).bind(.text(bucket), .text(key), .int(Int64(limit)))
             }
+            var out: [StoredEntry] = []
+            while try statement.step() { out.append(try storedEntry(statement)) }
             return out
+        }
+    }
+
+    /// The newest `count` writes to `bucket/key`, oldest first.
+    public func newestHistory(bucket: String, key: String, count: Int) throws -> [StoredEntry] {
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.historyNewest).bind(.text(bucket), .text(key), .int(Int64(count)))
+            var out: [StoredEntry] = []
+            while try statement.step() { out.append(try storedEntry(statement)) }
+            return out.reversed()
         }
     }
 

@@ -4,7 +4,7 @@
 enum Schema {
     /// Bumped whenever the tables change. An older file is brought up to date on open by
     /// ``migrations``; a newer one is refused rather than misread.
-    static let version: Int64 = 4
+    static let version: Int64 = 5
 
     /// The statements that take a file from schema version `n` (the key) to `n + 1`. Changes
     /// add tables or rebuild one with every row copied, so a migrated file loses nothing.
@@ -12,6 +12,7 @@ enum Schema {
         1: createPeerTables,
         2: createWritersTable + orphanPoolV3 + valueStoreV3 + pendingTablesV3 + createChangeLog + backfillChangeLog,
         3: addPeerLagColumns,
+        4: createMergeDefeats,  // filled from the merge entries by LogStore.migrate
     ]
 
     /// A 16 MiB page cache: a log's indexes outgrow SQLite's 2 MiB default quickly, and every
@@ -95,6 +96,7 @@ enum Schema {
         \(orphanPoolV3)
         \(createChangeLog)
         \(addPeerLagColumns)
+        \(createMergeDefeats)
         """
 
     /// Schema version 3: the writer set, derived from `writer_events` by the writer-set rule.
@@ -131,8 +133,6 @@ enum Schema {
     static let headsNotChildless = "SELECT h.id FROM heads h WHERE EXISTS (SELECT 1 FROM parents p WHERE p.parent = h.id) OR NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = h.id)"
     static let childlessNotHeads = "SELECT e.id FROM entries e WHERE NOT EXISTS (SELECT 1 FROM parents p WHERE p.parent = e.id) AND NOT EXISTS (SELECT 1 FROM heads h WHERE h.id = e.id)"
     /// `history`: the HLC of a key's second-oldest write, and the merges above an HLC.
-    static let secondOldestWrite = "SELECT hlc FROM entries WHERE bucket = ?1 AND key = ?2 ORDER BY hlc LIMIT 1 OFFSET 1"
-    static let mergeEntriesAfterHLC = "SELECT \(entryColumns) FROM entries WHERE kind = 4 AND hlc > ?1 ORDER BY seq"
     /// `cairn log`: the filtered entries by HLC; the last parameter is the LIMIT (-1: none).
     static func log(conditions: [String], newestFirst: Bool) -> String {
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
@@ -244,7 +244,7 @@ enum Schema {
     /// the writer-set recomputation clears the flag of every key that may write.
     static let clearDerivedTables = """
         DELETE FROM parents; DELETE FROM heads; DELETE FROM state; DELETE FROM writer_events;
-        DELETE FROM writers; DELETE FROM orphan_waits;
+        DELETE FROM writers; DELETE FROM orphan_waits; DELETE FROM merge_defeats;
         """
     static let rebuildHeads = """
         INSERT INTO heads(id) SELECT e.id FROM entries e WHERE NOT EXISTS (SELECT 1 FROM parents p WHERE p.parent = e.id)
@@ -546,4 +546,40 @@ enum Schema {
     static let entryIDAtOrBeforeSeq = "SELECT id FROM entries WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1"
     /// Ids after a sequence number, in seq order (what the pusher checks before reading entries).
     static let entryIDsAfterSeq = "SELECT seq, id FROM entries WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+
+    // MARK: - Merge defeats (schema version 5)
+
+    /// Who lost to whom, by merge: one row per loser of each decision a merge entry records,
+    /// derived from the merge entries alone. A key's history finds the merges that decided
+    /// about each of its versions by this index instead of reading every merge since.
+    static let createMergeDefeats = """
+        CREATE TABLE merge_defeats(
+            loser BLOB NOT NULL,   -- a write the decision ranked below the winner
+            merge BLOB NOT NULL,   -- the merge entry recording the decision
+            winner BLOB NOT NULL,  -- the write the decision named
+            PRIMARY KEY(loser, merge)
+        ) WITHOUT ROWID;
+        """
+    /// A read-only open of a schema-4 file reads its history through a temporary copy.
+    static let createTemporaryMergeDefeats = createMergeDefeats.replacingOccurrences(of: "CREATE TABLE", with: "CREATE TEMP TABLE")
+    static let hasMergeDefeats = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'merge_defeats'"
+    static let insertDefeat = "INSERT OR IGNORE INTO merge_defeats(loser, merge, winner) VALUES(?1, ?2, ?3)"
+    static let defeatExists = "SELECT 1 FROM merge_defeats WHERE loser = ?1 AND merge = ?2 AND winner = ?3"
+    static let defeatCount = "SELECT count(*) FROM merge_defeats"
+    static let defeatsOf = "SELECT d.merge, d.winner FROM merge_defeats d JOIN entries e ON e.id = d.merge WHERE d.loser = ?1 ORDER BY e.seq"
+    static let mergeEntries = "SELECT body, sig FROM entries WHERE kind = 4 ORDER BY seq"
+    /// The merges that decided about any version of a key.
+    static let mergesDecidingKey = """
+        SELECT DISTINCT d.merge FROM entries e JOIN merge_defeats d ON d.loser = e.id WHERE e.bucket = ?1 AND e.key = ?2
+        """
+
+    // MARK: - A key's history, in pages (LWW order)
+
+    static let historyCount = "SELECT count(*) FROM entries WHERE bucket = ?1 AND key = ?2"
+    static let historyFirstPage = "SELECT \(entryColumns) FROM entries WHERE bucket = ?1 AND key = ?2 ORDER BY hlc, author, id LIMIT ?3"
+    static let historyPageAfter = """
+        SELECT \(entryColumns) FROM entries WHERE bucket = ?1 AND key = ?2 AND (hlc, author, id) > (?3, ?4, ?5)
+        ORDER BY hlc, author, id LIMIT ?6
+        """
+    static let historyNewest = "SELECT \(entryColumns) FROM entries WHERE bucket = ?1 AND key = ?2 ORDER BY hlc DESC, author DESC, id DESC LIMIT ?3"
 }

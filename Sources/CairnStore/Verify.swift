@@ -28,6 +28,8 @@ public struct VerifyReport: Sendable {
     public var valuesChecked = 0
     public var problems: [VerifyProblem] = []
     public var isClean: Bool { problems.isEmpty }
+    /// Rows of `merge_defeats` the merge entries checked so far account for.
+    var defeatsRecorded = 0
 }
 
 extension LogStore {
@@ -44,6 +46,7 @@ extension LogStore {
     /// - Throws: SQLite errors reading the file (a problem found is reported, not thrown).
     public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerifyReport {
         var report = VerifyReport()
+        try requireMergeDefeats()
         try database.readTransaction {
             try checkSQLiteIntegrity(&report)
             let total = try entryCount()
@@ -55,6 +58,7 @@ extension LogStore {
                 }
                 progress(report.entriesChecked, total)
             }
+            try checkDefeatCount(expected: report.defeatsRecorded, into: &report)
             try checkHeads(&report)
             try checkState(&report)
             try checkValues(&report)
@@ -93,6 +97,7 @@ extension LogStore {
                     try database.prepare(Schema.insertMissingValue).bind(.blob(ref.digest.bytes), .integer(ref.length)).run()
                 }
                 if let writerSetEntry = WriterSetEntry(entry) { try recordWriterEvents(of: writerSetEntry) }
+                try recordDefeats(of: entry)
             }
             try database.execute(Schema.rebuildHeads)
             try dropMismatchedValues()
@@ -233,6 +238,7 @@ extension LogStore {
             problem("writer rule: \(RejectReason.unknownAuthor(entry.author))")
         }
         if case .merge = entry.payload, let reason = try? mergeProblem(entry) { problem("\(reason)") }
+        report.defeatsRecorded += try checkDefeats(of: entry, problem: problem)
         if case .put(_, _, let ref) = entry.payload { try checkValueRow(ref, problem: problem) }
     }
 

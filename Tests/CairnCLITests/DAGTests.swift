@@ -1,4 +1,5 @@
 import Foundation
+import Cairn
 import Testing
 
 /// Two nodes of one log that wrote concurrently, then joined: A imports B's bundle and its next
@@ -87,6 +88,28 @@ struct DAGTests {
         let merge = try log.a.ok("show", String(log.mergeID.prefix(8)))
         #expect(merge.contains("winner \(log.bWrite)") && merge.contains("loser  \(log.aWrite)"))
         #expect(try log.a.ok("verify").hasSuffix(": OK\n"))
+    }
+
+    /// `history` reads a key in pages of 1,000 versions (constant memory, whatever the
+    /// key's length): every version of a 2,500-version key is printed once, in order, as text
+    /// and as one JSON object; `-n` reads only the newest.
+    @Test func historyStreamsAKeyOfManyVersions() async throws {
+        let sandbox = try Sandbox()
+        let node = try sandbox.initLog()
+        do {
+            let log = try CairnLog.open(at: node.dataDir)
+            _ = try await log.write((0..<2500).map { .put(bucket: "hot", key: "k", value: Array("v\($0)".utf8)) })
+        }
+        let text = try node.ok("history", "hot/k").split(separator: "\n").map(String.init)
+        #expect(text.count == 2501 && text[0] == "history of hot/k: 2500 versions, oldest first")
+        #expect(text.dropFirst().dropLast().allSatisfy { $0.hasPrefix("  ") } && text.last?.hasPrefix("* ") == true)
+        let history = try jsonLines(try node.ok("history", "hot/k", "--json"))[0]
+        let versions = try #require(history["versions"] as? [[String: Any]])
+        let cursors = versions.compactMap { $0["cursor"] as? Int }
+        #expect(cursors.count == 2500 && cursors == cursors.sorted() && Set(cursors).count == 2500)
+        #expect(versions.last?["entry"] as? String == history["winner"] as? String)
+        let newest = try node.ok("history", "hot/k", "-n", "2").split(separator: "\n")
+        #expect(newest.count == 3 && newest[2].hasPrefix("* "), "\(newest)")
     }
 
     @Test func writersAddRevokeListAndRejectedWrites() throws {

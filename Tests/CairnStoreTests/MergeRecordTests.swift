@@ -68,6 +68,9 @@ import Testing
         }
         try a.database.execute("DELETE FROM heads")
         try a.database.prepare("INSERT INTO heads(id) VALUES(?1)").bind(.blob(lie.id.bytes)).run()
+        // Its defeat indexed as apply indexes it, so the lie is the only problem left.
+        try a.database.prepare("INSERT INTO merge_defeats(loser, merge, winner) VALUES(?1, ?2, ?3)")
+            .bind(.blob(winner.id.bytes), .blob(lie.id.bytes), .blob(loser.id.bytes)).run()
         let problems = try a.verify().problems.map(\.message)
         #expect(problems == [RejectReason.mergeDecisionsMismatch.description], "\(problems)")
     }

@@ -53,11 +53,12 @@ import Testing
     }
 }
 
-/// Entries, inert flags, state, heads, writer table, orphans and quarantine, as strings.
+/// Entries, inert flags, state, heads, writer table, orphans, quarantine and merge defeats, as strings.
 func storeSnapshot(_ node: LogStore) throws -> [String] {
     try node.entrySnapshot() + node.stateSnapshot() + node.heads().map { "head \($0.id.hex)" }
         + node.writers().map { "writer \($0.key.hex) \(String(describing: $0.status.role)) \(String(describing: $0.status.revokedFrom))" }
         + ["orphans \(try node.orphanCount())", "quarantined \(try node.quarantineCount())"]
+        + node.defeatSnapshot()
 }
 
 /// Three nodes and five keys. Each step one node writes with a key it believes may (a put or
