@@ -37,7 +37,7 @@ extension LogStore {
     /// entries alone: the SQLite file; every entry's encoding, id, signature and stored columns;
     /// every parent link (present, applied earlier, lower HLC) and edge row; the writer set
     /// (`writer_events`, `writers`) and every inert flag by the writer-set rule; every merge's
-    /// decisions; the heads; the state of every key (winner, tombstone, value digest and
+    /// decisions and their `merge_defeats` rows; the heads; the state of every key (winner, tombstone, value digest and
     /// length); value presence and bytes; and the orphan and quarantine bookkeeping.
     ///
     /// Streams the log in batches: memory is bounded by the batch and the writer-set entries.
@@ -68,7 +68,7 @@ extension LogStore {
     }
 
     /// Rebuilds every derived table from the signed entries, in one transaction: the stored
-    /// columns and parent edges of each entry, `writer_events`, `writers` and the inert flags,
+    /// columns and parent edges of each entry, `writer_events`, `writers` and the inert flags, `merge_defeats`,
     /// the heads, the state, value rows for every put (bytes that do not match their digest are
     /// dropped, to be fetched again), and the orphans' wait list. Entry bodies and signatures
     /// are never rewritten; an entry whose body does not decode or whose id or signature is
