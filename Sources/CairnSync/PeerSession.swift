@@ -270,9 +270,11 @@ actor PeerSession {
         }
     }
 
+    /// Pings the peer every third of the idle timeout; the machine drops a peer it heard
+    /// nothing from for a whole idle timeout.
     private func keepAlive() async throws {
         while true {
-            try await Task.sleep(for: config.idleTimeout / 3)
+            try await node.clock.sleep(for: config.idleTimeout / 3)
             try await perform(machine.timerFired(.keepAlive))
             await saveStatus()
         }
@@ -283,7 +285,7 @@ actor PeerSession {
     private func periodicReconciliation() async throws {
         guard isDialer else { return }
         while true {
-            try await Task.sleep(for: config.reconcileInterval.jittered(0.2))
+            try await node.clock.sleep(for: config.reconcileInterval.jittered(0.2))
             try await perform(machine.timerFired(.reconcile))
         }
     }

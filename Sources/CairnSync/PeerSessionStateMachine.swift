@@ -31,7 +31,8 @@ struct PeerSessionStateMachine {
 
     /// A timer the driver runs for the machine (on the configured monotonic clock).
     enum Timer: Equatable {
-        /// Every third of the idle timeout: keeps the peer from dropping a quiet session.
+        /// Every third of the idle timeout: keeps the peer from dropping a quiet session, and
+        /// drops a peer that was silent for a whole idle timeout (``quietTicksAllowed`` ticks).
         case keepAlive
         /// Every reconcile interval (±20%): the dialer's anti-entropy round.
         case reconcile
@@ -77,6 +78,9 @@ struct PeerSessionStateMachine {
     static let maxUnackedStreams = 64
     /// Chunked values a receiver assembles at once per session (each at most 64 MiB).
     static let maxAssemblies = 2
+    /// Keep-alive ticks (a third of the idle timeout each) a peer may let pass without a word:
+    /// one more, and it was silent for more than the idle timeout.
+    static let quietTicksAllowed = 3
 
     let isDialer: Bool
     let logID: Hash32
@@ -102,6 +106,8 @@ struct PeerSessionStateMachine {
     private var nextStreamNumber: UInt32 = 0
     private var nextRound: UInt32 = 1
     private var pingNonce: UInt64 = 0
+    /// Keep-alive ticks since the peer last sent anything.
+    private var quietTicks = 0
     private var firstHeads = true
     /// The peer's requests (fetch, need) whose answer stream is in flight.
     private(set) var serving = Set<UInt32>()
@@ -146,6 +152,7 @@ struct PeerSessionStateMachine {
 
     /// Handles one message from the peer.
     mutating func receive(_ message: SyncMessage) -> [Action] {
+        quietTicks = 0
         do {
             switch phase {
             case .closed: return []
@@ -162,6 +169,8 @@ struct PeerSessionStateMachine {
         guard isOpen else { return [] }
         switch timer {
         case .keepAlive:
+            quietTicks += 1
+            guard quietTicks <= Self.quietTicksAllowed else { return close(.timedOut) }
             pingNonce += 1
             return [.send(.ping(pingNonce))]
         case .reconcile:

@@ -315,6 +315,16 @@ import Testing
         #expect(acceptor.close(.timedOut).isEmpty)
     }
 
+    @Test func aPeerSilentForTheIdleTimeoutIsDropped() {
+        var machine = open()
+        for nonce: UInt64 in 1...3 { #expect(machine.timerFired(.keepAlive) == [.send(.ping(nonce))]) }
+        // Anything from the peer (a pong, say) starts the count again.
+        _ = machine.receive(.pong(3))
+        for nonce: UInt64 in 4...6 { #expect(machine.timerFired(.keepAlive) == [.send(.ping(nonce))]) }
+        #expect(machine.timerFired(.keepAlive) == [.close(.timedOut)])
+        #expect(machine.phase == .closed(reason: .timedOut))
+    }
+
     @Test func headsAreAnsweredAndRememberedAsHeld() {
         var machine = open()
         let tip = SyncMessage.Tip(id: logID, hlc: HLC(wallMilliseconds: 5, counter: 0))
