@@ -5,22 +5,21 @@ import CairnReconcile
 import Logging
 import NIOCore
 
-/// One encrypted session with one peer, after the Noise handshake: hello, heads and delta
-/// fetch, live push, anti-entropy rounds, and serving the peer's requests.
+/// The driver of one encrypted session with one peer, after the Noise handshake: it carries
+/// out what the session's ``PeerSessionStateMachine`` decides — sending, storing, serving,
+/// reconciling — and feeds it what arrives.
 ///
-/// The reader loop (``run(receiver:)``) handles messages in order; entry batches are inserted
-/// inline (one transaction each, acknowledged after commit), so a sender can never run more
-/// than `window` batches ahead. Anything long (serving a fetch, a reconciliation round) runs as
-/// a job beside the reader so acks and replies keep flowing.
-///
-/// Per-stream state is keyed by ``StreamID`` (whose number space, and the number), so a number
-/// the peer picks can never land on a stream of this node's own; a request number the peer
-/// reuses while its stream is in flight, or picks outside its space, ends the session. Each
-/// reconciliation round frees its state (responder, waiters) when it ends.
+/// One reader loop (``run(receiver:)``) hands the peer's messages to the machine in order and
+/// performs its actions; entry batches are inserted inline (one transaction each, acknowledged
+/// after commit), so a sender can never run more than `window` batches ahead. One writer
+/// sends every outgoing message in the order it was queued (an `AsyncStream`: Noise nonces must
+/// reach the peer in order). Anything long (serving a fetch, a reconciliation round, answering
+/// heads) runs as a job beside the reader so acks and replies keep flowing; jobs ask the
+/// machine for their ids and report to it, and wait (for a reply, an ack, a turn) here.
 actor PeerSession {
     typealias Job = @Sendable () async throws -> Void
 
-    static let protocolVersion: UInt16 = 1
+    static let protocolVersion = PeerSessionStateMachine.protocolVersion
     static let deltaCapability = "delta-fetch/1"
     static let pushCapability = "push/1"
     static let reconcileCapability = "rbsr-negentropy-v1"
@@ -40,16 +39,12 @@ actor PeerSession {
     static let legacyInlineValueLimit = 30 << 20
     /// How much of a large value the sender reads from SQLite at a time (sent as 1 MiB chunks).
     static let valueReadPiece = 4 << 20
-    /// Chunked values a receiver assembles at once per session (each at most 64 MiB).
-    static let maxAssemblies = 2
     /// How a `bye` that refuses the peer starts.
     static let refusal = "refused:"
 
     let connection: Int
     let isDialer: Bool
     let address: String
-    private let remoteStatic: [UInt8]
-    private let pinned: PublicKey?
     private let node: SyncNode
     private let log: CairnLog
     private let config: SyncConfiguration
@@ -58,36 +53,13 @@ actor PeerSession {
     private let sender: FrameSender
     private let close: @Sendable () -> Void
 
-    /// The peer's node key, once its hello checked out.
-    private(set) var identity: PublicKey?
-    private var capabilities: Set<String> = []
-    /// Ids the peer is known to hold (sent by it or to it): not pushed to it again.
-    private var known = RecentIDs(capacity: 200_000)
-    private var nextRequestID: UInt32 = 1
-    private var nextStreamNumber: UInt32 = 0
-    private var nextReconcileID: UInt32 = 1
+    /// The protocol state: phases, streams, rounds, what the peer holds.
+    private var machine: PeerSessionStateMachine
+    /// Whether the node registered this session (so it must unregister it at the end).
+    private var registered = false
     private let requests = PendingReplies<SyncMessage.FetchOutcome>()
     private let reconcileReplies = PendingReplies<[UInt8]>()
-    /// The peer's requests (fetch, need) whose answer stream is in flight.
-    private var serving = Set<UInt32>()
-    /// Streams this node is sending, with the highest batch the peer acknowledged.
-    private var outgoing: [StreamID: UInt32] = [:]
     private var ackWaiters: [StreamID: (batch: UInt32, continuation: CheckedContinuation<Void, any Error>)] = [:]
-    /// The peer's reconciliation round this node is answering, and the last one it started:
-    /// round numbers only grow, and a round's responder is freed when the round ends.
-    private var theirRound: UInt32?
-    private var lastTheirRound: UInt32 = 0
-    /// Entries the peer is known to hold (it advertised them, sent them, or acknowledged
-    /// batches of them), newest first: what a later session checks it still holds (see
-    /// ``onHeads(_:)``).
-    private var held = HeldEntries()
-    /// The newest entry of each batch sent and not yet acknowledged, by stream (bounded: a
-    /// peer that never acknowledges cannot grow it).
-    private var unackedTips: [StreamID: [(batch: UInt32, tip: SyncMessage.Tip)]] = [:]
-    private static let maxUnackedStreams = 64
-    private var needsInFlight: [UInt32: [Hash32]] = [:]
-    /// Batches whose chunked value is arriving, by stream number (at most ``maxAssemblies``).
-    private var assemblies: [UInt32: ValueAssembly] = [:]
     /// Turns for sending chunked values (one at a time per session, in the order asked for):
     /// the receiver then holds at most one partial value from this node.
     private var turnsIssued = 0
@@ -96,9 +68,6 @@ actor PeerSession {
     /// Pushes handed to a job (they carry large values, or follow one that does): later
     /// pushes queue behind them so stream 0 keeps its order.
     private var pushJobs = 0
-    private var requestedParents = Set<Hash32>()
-    private var reconciling = false
-    private var firstHeads = true
     /// Fetches, streams and reconciliation rounds in progress (the node waits for zero before merging).
     private(set) var activeWork = 0
     private var status: PeerStatus?
@@ -108,6 +77,21 @@ actor PeerSession {
     private var hasEnded = false
     private let jobs: AsyncStream<Job>
     private let jobQueue: AsyncStream<Job>.Continuation
+    /// What the writer sends, in order; messages are numbered so a job can wait for one to be
+    /// written, and their (approximate) bytes count against ``SyncConfiguration/maxQueuedBytes``.
+    private let outbox: AsyncStream<Queued>
+    private let outboxInput: AsyncStream<Queued>.Continuation
+    private var queuedCount = 0
+    private var writtenCount = 0
+    private var queuedBytes = 0
+    private var writeWaiters: [(number: Int, continuation: CheckedContinuation<Void, any Error>)] = []
+
+    /// A message waiting for the writer.
+    private struct Queued: Sendable {
+        let message: SyncMessage
+        let number: Int
+        let bytes: Int
+    }
 
     init(
         connection: Int, isDialer: Bool, address: String, remoteStatic: [UInt8], pinned: PublicKey?,
@@ -116,8 +100,6 @@ actor PeerSession {
         self.connection = connection
         self.isDialer = isDialer
         self.address = address
-        self.remoteStatic = remoteStatic
-        self.pinned = pinned
         self.node = node
         self.log = node.log
         self.config = node.configuration
@@ -126,108 +108,142 @@ actor PeerSession {
         self.logger[metadataKey: "peer"] = "\(address)"
         self.sender = sender
         self.close = close
+        self.machine = PeerSessionStateMachine(
+            isDialer: isDialer, logID: node.log.logID, nodeKey: node.log.nodeKey, remoteStatic: remoteStatic, pinned: pinned,
+            offered: node.configuration.fastPath ? Self.capabilities : Self.reconcileOnlyCapabilities, window: node.configuration.window)
         (jobs, jobQueue) = AsyncStream.makeStream(of: Job.self)
+        (outbox, outboxInput) = AsyncStream.makeStream(of: Queued.self)
     }
 
     var isBusy: Bool { activeWork > 0 }
+
+    /// The peer's node key, once its hello checked out.
+    var identity: PublicKey? { machine.identity }
 
     // MARK: - Running
 
     /// Exchanges hellos, then handles the peer's messages until it leaves, fails or the task is
     /// cancelled. Throws the reason the session ended on the peer's fault.
     nonisolated func run(receiver: inout FrameReceiver) async throws {
-        try await sender.send(.hello(.init(
-            minVersion: Self.protocolVersion, maxVersion: Self.protocolVersion, logID: log.logID,
-            nodeKey: log.nodeKey, capabilities: config.fastPath ? Self.capabilities : Self.reconcileOnlyCapabilities)))
-        guard case .hello(let hello)? = try await receiver.next() else {
-            throw SessionError.unexpectedMessage("expected a hello first")
-        }
-        try await accept(hello)
-        do {
-            try await readLoop(&receiver)
-            await finish()
-        } catch {
-            await finish()
-            throw error
-        }
-    }
-
-    /// Handles messages until the peer leaves; jobs, pings and periodic rounds run beside it.
-    private nonisolated func readLoop(_ receiver: inout FrameReceiver) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await self.runJobs() }
-            group.addTask { try await self.keepAlive() }
-            group.addTask { try await self.periodicReconciliation() }
-            await self.start { try await self.sendHeads() }
+            group.addTask { await self.write() }
             var ended: (any Error)?
             do {
-                try await withTaskCancellationHandler {
-                    while let message = try await receiver.next() {
-                        try await self.handle(message)
-                    }
-                } onCancel: {
-                    self.close()
-                }
+                await self.sendHello()
+                guard let hello = try await receiver.next() else { throw SessionError.unexpectedMessage("expected a hello first") }
+                try await self.handle(hello)
+                try await self.readLoop(&receiver, group: &group)
             } catch {
                 ended = error
             }
-            // Jobs waiting for a reply, an ack or a round would wait forever now: fail them so
-            // the task group can finish.
+            // Jobs waiting for a reply, an ack, a turn or a write would wait forever now: fail
+            // them so the task group can finish.
             await self.failPending()
+            await self.finish()
             group.cancelAll()
             if let failure = await self.failure ?? ended { throw failure }
         }
     }
 
-    /// Checks the peer's hello: same log, a common version, a Noise key bound to the node key
-    /// it claims, the pinned identity if any; then registers with the node.
-    private func accept(_ hello: SyncMessage.Hello) async throws {
-        guard hello.logID == log.logID else { throw SessionError.wrongLog(hello.logID) }
-        let version = min(hello.maxVersion, Self.protocolVersion)
-        guard version >= max(hello.minVersion, Self.protocolVersion) else {
-            throw SessionError.noCommonVersion(hello.minVersion, hello.maxVersion)
+    /// Handles messages until the peer leaves; jobs, pings and periodic rounds run beside it.
+    private nonisolated func readLoop(_ receiver: inout FrameReceiver, group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        group.addTask { await self.runJobs() }
+        group.addTask { try await self.keepAlive() }
+        group.addTask { try await self.periodicReconciliation() }
+        await self.start { try await self.sendHeads() }
+        try await withTaskCancellationHandler {
+            while let message = try await receiver.next() {
+                try await self.handle(message)
+            }
+        } onCancel: {
+            self.close()
         }
-        guard hello.nodeKey.noiseStaticKey == remoteStatic else { throw SessionError.identityNotBound }
-        if let pinned, pinned != hello.nodeKey { throw SessionError.identityMismatch(expected: pinned, got: hello.nodeKey) }
-        guard hello.nodeKey != log.nodeKey else { throw SessionError.connectedToSelf }
-        // Holding the network secret is not enough to connect: the inbound policy decides.
-        if !isDialer, !(await node.admits(hello.nodeKey)) {
-            try? await sender.send(.bye("\(Self.refusal) node key not allowed by the inbound policy"))
-            throw SessionError.notAllowed(hello.nodeKey)
+    }
+
+    private func sendHello() { enqueue(machine.hello) }
+
+    private func handle(_ message: SyncMessage) async throws {
+        try await perform(machine.receive(message))
+    }
+
+    /// Carries out the machine's actions in order. A close for the peer's fault throws it,
+    /// which ends the reader loop (or the job) at once.
+    private func perform(_ actions: [PeerSessionStateMachine.Action]) async throws {
+        for action in actions {
+            switch action {
+            case .send(let message): enqueue(message)
+            case .admit(let key): try await admit(key)
+            case .apply(let entries, let stream, let batch): try await receive(entries, stream: stream, batch: batch)
+            case .answerHeads(let tips, let first): start { try await self.onHeads(tips, first: first) }
+            case .serveFetch(let request, let wants, let haves): start { try await self.serveFetch(request, wants: wants, haves: haves) }
+            case .serveNeed(let request, let ids): start { try await self.serveNeed(request, ids: ids) }
+            case .startRound: start { try await self.reconcileRound() }
+            case .respond(let round, let query): try await respond(to: query, round: round)
+            case .forgetResponder(let round): await log.reconcileForget("\(connection)/r\(round)")
+            case .completeRequest(let request, let outcome): requests.complete(request, with: outcome)
+            case .deliverReply(let round, let reply):
+                metrics.reconcileBytesReceived.increment(by: Int64(reply.count))
+                reconcileReplies.expect(round)
+                reconcileReplies.complete(round, with: reply)
+            case .acknowledged(let stream, let batch):
+                if let waiter = ackWaiters[stream], batch >= waiter.batch {
+                    ackWaiters[stream] = nil
+                    waiter.continuation.resume()
+                }
+            case .findMissingParents: try await perform(machine.parentsMissing(try await log.missingParents(limit: 2000)))
+            case .countRejected(let reason): metrics.rejected(reason.label)
+            case .peerLeft(let reason): logger.info("peer closed the session", metadata: ["reason": "\(reason)"])
+            case .close(let reason):
+                close()
+                guard let reason else { return }
+                if failure == nil { failure = reason }
+                throw reason
+            }
         }
-        // Capabilities this version does not know are ignored; missing ones switch features off.
-        capabilities = Set(hello.capabilities).intersection(config.fastPath ? Self.capabilities : Self.reconcileOnlyCapabilities)
-        identity = hello.nodeKey
-        logger[metadataKey: "peer"] = "\(hello.nodeKey.hex.prefix(12))@\(address)"
-        guard await node.register(self, identity: hello.nodeKey) else {
-            try? await sender.send(.bye("duplicate connection"))
+    }
+
+    /// Admits the peer whose hello checked out: the inbound policy (holding the network secret
+    /// is not enough to connect), then the node's registry (one session per peer).
+    private func admit(_ key: PublicKey) async throws {
+        if !isDialer, !(await node.admits(key)) {
+            await say(.bye("\(Self.refusal) node key not allowed by the inbound policy"))
+            throw SessionError.notAllowed(key)
+        }
+        logger[metadataKey: "peer"] = "\(key.hex.prefix(12))@\(address)"
+        guard await node.register(self, identity: key) else {
+            await say(.bye("duplicate connection"))
             throw SessionError.duplicateConnection
         }
-        var status = try await log.peerStatus(identity: hello.nodeKey) ?? PeerStatus(identity: hello.nodeKey, address: address, state: "connected")
+        registered = true
+        var status = try await log.peerStatus(identity: key) ?? PeerStatus(identity: key, address: address, state: "connected")
         status.address = address
         status.state = "connected"
         status.lastConnectedMilliseconds = SystemWallClock().nowMilliseconds()
         status.lastError = nil
         self.status = status
         await saveStatus()
-        logger.info("session open", metadata: ["capabilities": "\(capabilities.sorted())", "dialer": "\(isDialer)"])
+        logger.info("session open", metadata: ["capabilities": "\(machine.capabilities.sorted())", "dialer": "\(isDialer)"])
     }
 
     private func failPending() {
         hasEnded = true
+        _ = machine.close(nil)
         jobQueue.finish()
+        outboxInput.finish()
         requests.failAll(CancellationError())
         reconcileReplies.failAll(CancellationError())
         for (_, waiter) in ackWaiters { waiter.continuation.resume(throwing: CancellationError()) }
         ackWaiters = [:]
         for (_, waiter) in turnWaiters { waiter.resume() }
         turnWaiters = [:]
-        assemblies = [:]
+        for waiter in writeWaiters { waiter.continuation.resume(throwing: CancellationError()) }
+        writeWaiters = []
     }
 
     private func finish() async {
         await log.reconcileEnd(prefix: "\(connection)/")
-        if let identity, !held.isEmpty { await node.noteHeld(held, by: identity) }
+        guard registered, let identity else { return }
+        if !machine.held.isEmpty { await node.noteHeld(machine.held, by: identity) }
         status?.state = "disconnected"
         if let failure { status?.lastError = describe(failure) }
         await saveStatus()
@@ -254,76 +270,68 @@ actor PeerSession {
         }
     }
 
+    /// Pings the peer every third of the idle timeout; the machine drops a peer it heard
+    /// nothing from for a whole idle timeout.
     private func keepAlive() async throws {
-        var nonce: UInt64 = 0
         while true {
-            try await Task.sleep(for: config.idleTimeout / 3)
-            nonce += 1
-            try await sender.enqueue(.ping(nonce))
+            try await node.clock.sleep(for: config.idleTimeout / 3)
+            try await perform(machine.timerFired(.keepAlive))
             await saveStatus()
         }
     }
 
     /// The dialer runs an anti-entropy round every interval (±20%); the first one follows the
-    /// first heads exchange (see ``onHeads(_:)``).
+    /// first heads exchange (see ``onHeads(_:first:)``).
     private func periodicReconciliation() async throws {
         guard isDialer else { return }
         while true {
-            try await Task.sleep(for: config.reconcileInterval.jittered(0.2))
-            try await reconcileRound()
+            try await node.clock.sleep(for: config.reconcileInterval.jittered(0.2))
+            try await perform(machine.timerFired(.reconcile))
         }
     }
 
-    // MARK: - Dispatch
+    // MARK: - Writing
 
-    private func handle(_ message: SyncMessage) async throws {
-        switch message {
-        case .hello:
-            throw SessionError.unexpectedMessage("a second hello")
-        case .heads(let tips):
-            start { try await self.onHeads(tips) }
-        case .fetch(let request, let wants, let haves):
-            try beginServing(request)
-            start { try await self.serveFetch(request, wants: wants, haves: haves) }
-        case .entries(let stream, let batch, let entries, let chunked):
-            if let chunked {
-                try beginAssembly(entries, chunked, stream: stream, batch: batch)
-            } else {
-                // A stream's batches are in order: the next waits for the chunked value before
-                // it. Pushes (stream 0) are not acknowledged, so one may overtake.
-                guard stream == 0 || assemblies[stream] == nil else {
-                    throw SessionError.protocolViolation("a batch of stream \(stream) before its chunked value was complete")
-                }
-                try await receive(entries, stream: stream, batch: batch)
+    /// Queues a message for the writer; returns its number (for ``waitWritten(_:)``).
+    @discardableResult
+    private func enqueue(_ message: SyncMessage) -> Int {
+        queuedCount += 1
+        let queued = Queued(message: message, number: queuedCount, bytes: message.approximateBytes)
+        queuedBytes += queued.bytes
+        outboxInput.yield(queued)
+        return queued.number
+    }
+
+    /// Waits until message `number` was handed to the socket.
+    private func waitWritten(_ number: Int) async throws {
+        if writtenCount >= number { return }
+        if hasEnded { throw CancellationError() }
+        try await withCheckedThrowingContinuation { writeWaiters.append((number, $0)) }
+    }
+
+    /// Sends a message and waits until it is written (a `bye` before hanging up); a session
+    /// that is ending may not get it out.
+    private func say(_ message: SyncMessage) async {
+        try? await waitWritten(enqueue(message))
+    }
+
+    private func wrote(_ queued: Queued) {
+        writtenCount = queued.number
+        queuedBytes -= queued.bytes
+        let due = writeWaiters.filter { $0.number <= writtenCount }
+        writeWaiters.removeAll { $0.number <= writtenCount }
+        for waiter in due { waiter.continuation.resume() }
+    }
+
+    /// The one writer: encrypts and writes each queued message in order. A failed write (the
+    /// peer went away) closes the channel, which ends the reader.
+    private nonisolated func write() async {
+        do {
+            for await queued in outbox {
+                try await sender.send(queued.message)
+                await wrote(queued)
             }
-        case .valueChunk(let stream, let digest, let offset, let bytes):
-            try await receiveChunk(bytes, stream: stream, digest: digest, offset: offset)
-        case .ack(let stream, let batch):
-            acknowledge(StreamID(sent: stream), batch: batch)
-        case .done(let request, let outcome):
-            // Ends an answer to our request; the end of a stream the peer opened needs nothing.
-            guard StreamID(received: request).owner == .ours else { break }
-            if let ids = needsInFlight.removeValue(forKey: request) { requestedParents.subtract(ids) }
-            requests.complete(request, with: outcome)
-        case .need(let request, let ids):
-            try beginServing(request)
-            start { try await self.serveNeed(request, ids: ids) }
-        case .reconcile(let session, true, let query):
-            try await respond(to: query, round: session)
-        case .reconcile(let session, false, let reply):
-            guard reconcileReplies.isExpected(session) else { throw SessionError.unexpectedMessage("reconcile reply for session \(session)") }
-            metrics.reconcileBytesReceived.increment(by: Int64(reply.count))
-            reconcileReplies.complete(session, with: reply)
-        case .reconcileRequest:
-            start { try await self.reconcileRound() }
-        case .ping(let nonce):
-            try await sender.enqueue(.pong(nonce))
-        case .pong:
-            break
-        case .bye(let reason):
-            logger.info("peer closed the session", metadata: ["reason": "\(reason)"])
-            // A refusal counts as a failed dial, so the dialer backs off.
-            if reason.hasPrefix(Self.refusal), failure == nil { failure = SessionError.refusedByPeer(reason) }
+        } catch {
             close()
         }
     }
@@ -332,22 +340,18 @@ actor PeerSession {
 
     private func sendHeads() async throws {
         let heads = try await log.heads()
-        try await sender.enqueue(.heads(heads.map { .init(id: $0.id, hlc: $0.hlc) }))
+        enqueue(.heads(heads.map { .init(id: $0.id, hlc: $0.hlc) }))
     }
 
     /// The fast path. A peer restored from an old copy no longer holds entries it held
     /// before: its heads say nothing about what it lacks, so reconcile the sets at once. It shows
     /// as heads older than the newest it ever showed, or — even when it wrote since — as heads
-    /// that do not descend from entries it was known to hold (see ``lacksHeldEntries(_:)``).
+    /// that do not descend from entries it was known to hold (see ``lacksHeldEntries(_:tips:)``).
     /// Heads unknown here mean the peer has entries this node lacks: fetch them.
-    private func onHeads(_ tips: [SyncMessage.Tip]) async throws {
-        let first = firstHeads
-        firstHeads = false
+    private func onHeads(_ tips: [SyncMessage.Tip], first: Bool) async throws {
         defer { if first && isDialer { start { try await self.reconcileRound() } } }
-        known.insert(tips.map(\.id))
         var previouslyHeld = HeldEntries()
         if first, let identity { previouslyHeld = await node.held(by: identity) }
-        held.insert(tips)
         let newest = tips.map(\.hlc).max()
         let lastSeen = status?.headsHLC
         status?.headsHLC = newest
@@ -361,15 +365,15 @@ actor PeerSession {
         let unknown = tips.map(\.id).filter { !applied.contains($0) && !quarantined.contains($0) }
         if !unknown.isEmpty {
             await noteLag(entries: unknown.count, exact: false, oldest: tips.filter { unknown.contains($0.id) }.map(\.hlc.wallMilliseconds).min())
-            guard capabilities.contains(Self.deltaCapability) else {
+            guard machine.capabilities.contains(Self.deltaCapability) else {
                 metrics.reconcileFallback("no_delta")
                 return try await reconcileRound()
             }
             activeWork += 1
             defer { activeWork -= 1 }
-            let request = newRequestID()
+            let request = machine.newRequest()
             requests.expect(request)
-            try await sender.enqueue(.fetch(request: request, wants: unknown, haves: try await log.haveSample()))
+            enqueue(.fetch(request: request, wants: unknown, haves: try await log.haveSample()))
             switch try await requests.wait(for: request) {
             case .complete:
                 metrics.fetch("complete")
@@ -406,27 +410,16 @@ actor PeerSession {
         }
     }
 
-    /// Checks a request number the peer chose (fetch, need): in its space (1…2^31−1, so it
-    /// cannot name a stream this node opened) and not already answered by a stream in flight.
-    private func beginServing(_ request: UInt32) throws {
-        guard StreamID.isRequestNumber(request) else {
-            throw SessionError.protocolViolation("request \(request) is outside 1…2^31−1 (the space of stream ids)")
-        }
-        guard serving.insert(request).inserted else {
-            throw SessionError.protocolViolation("request \(request) reused while its stream is in flight")
-        }
-    }
-
     private func serveFetch(_ request: UInt32, wants: [Hash32], haves: [Hash32]) async throws {
         activeWork += 1
         defer {
             activeWork -= 1
-            serving.remove(request)
+            machine.finishedServing(request)
         }
         let stream = StreamID(.theirs, request)
         switch try await log.delta(wants: wants, haves: haves, limit: config.deltaLimit) {
         case .tooLarge:
-            try await sender.enqueue(.done(request: request, outcome: .tooLarge))
+            enqueue(.done(request: request, outcome: .tooLarge))
             return
         case .entries(let ids):
             var batch: UInt32 = 0
@@ -445,19 +438,19 @@ actor PeerSession {
                 seq = last
             }
         }
-        try await endStream(stream)
+        try await perform(machine.endStream(stream))
     }
 
     private func serveNeed(_ request: UInt32, ids: [Hash32]) async throws {
         activeWork += 1
         defer {
             activeWork -= 1
-            serving.remove(request)
+            machine.finishedServing(request)
         }
         let stream = StreamID(.theirs, request)
         var batch: UInt32 = 0
         try await sendBatches(parentsFirst(try await log.outgoingEntries(ids, inlineValueLimit: Self.chunkThreshold)), stream: stream, batch: &batch)
-        try await endStream(stream)
+        try await perform(machine.endStream(stream))
     }
 
     // MARK: - Streams with acknowledgements
@@ -485,18 +478,18 @@ actor PeerSession {
     }
 
     private func sendBatch(_ entries: [OutgoingEntry], stream: StreamID, batch: UInt32) async throws {
-        if outgoing[stream] == nil { outgoing[stream] = 0 }
-        if let last = entries.last?.raw, let id = last.claimedID, let signed = try? SignedEntry(bodyBytes: last.body, signature: last.signature) {
-            // Streams go parents first: the last entry of a batch is its newest.
-            if unackedTips[stream] == nil, unackedTips.count >= Self.maxUnackedStreams { unackedTips.removeAll() }
-            unackedTips[stream, default: []].append((batch, SyncMessage.Tip(id: id, hlc: signed.hlc)))
+        let tip = entries.last.flatMap { entry in
+            entry.raw.claimedID.flatMap { id in
+                (try? SignedEntry(bodyBytes: entry.raw.body, signature: entry.raw.signature)).map { SyncMessage.Tip(id: id, hlc: $0.hlc) }
+            }
         }
+        machine.willSend(batch: batch, on: stream, tip: tip)
         try await transmit(entries, stream: stream.number, batch: batch, turnHeld: false)
-        known.insert(entries.compactMap(\.raw.claimedID))
+        machine.willHold(entries.compactMap(\.raw.claimedID))
         metrics.entriesSent.increment(by: Int64(entries.count))
         metrics.peerTraffic(peerLabel, sent: entries.count)
         status?.entriesSent += Int64(entries.count)
-        if batch > UInt32(config.window) { try await waitForAck(stream: stream, batch: batch - UInt32(config.window)) }
+        try await waitForWindow(stream, after: batch)
     }
 
     /// Sends one batch. A large value (at the batch's end) goes to a peer offering
@@ -506,11 +499,11 @@ actor PeerSession {
     private func transmit(_ entries: [OutgoingEntry], stream: UInt32, batch: UInt32, turnHeld: Bool) async throws {
         var raws = entries.map(\.raw)
         guard let large = entries.last?.largeValue else {
-            try await sender.enqueue(.entries(stream: stream, batch: batch, raws))
+            enqueue(.entries(stream: stream, batch: batch, raws))
             return
         }
         let last = raws.count - 1
-        guard capabilities.contains(Self.valueChunkCapability) else {
+        guard machine.capabilities.contains(Self.valueChunkCapability) else {
             if Int(large.length) <= Self.legacyInlineValueLimit {
                 raws[last].value = try await log.valueBytes(large.digest, offset: 0, count: Int(large.length))
             } else {
@@ -518,16 +511,17 @@ actor PeerSession {
                     "entry": "\(raws[last].claimedID?.shortHex() ?? "?")", "length": "\(large.length)",
                 ])
             }
-            try await sender.enqueue(.entries(stream: stream, batch: batch, raws))
+            enqueue(.entries(stream: stream, batch: batch, raws))
             return
         }
         var turn: Int?
         defer { if let turn { finishTurn(turn) } }
         if !turnHeld {
-            turn = takeTurn()
-            try await waitForTurn(turn!)
+            let mine = takeTurn()
+            turn = mine
+            try await waitForTurn(mine)
         }
-        try await sender.enqueue(.entries(stream: stream, batch: batch, raws, chunked: .init(index: last, length: large.length)))
+        enqueue(.entries(stream: stream, batch: batch, raws, chunked: .init(index: last, length: large.length)))
         try await sendChunks(of: large, stream: stream)
     }
 
@@ -545,13 +539,13 @@ actor PeerSession {
                 throw ValueUnavailable(digest: value.digest)
             }
             var start = 0
-            var written: Task<Void, any Error>?
+            var last = 0
             while start < piece.count {
                 let end = min(start + Self.chunkThreshold, piece.count)
-                written = try await sender.enqueue(.valueChunk(stream: stream, digest: value.digest, offset: UInt32(offset + start), Array(piece[start..<end])))
+                last = enqueue(.valueChunk(stream: stream, digest: value.digest, offset: UInt32(offset + start), Array(piece[start..<end])))
                 start = end
             }
-            try await written?.value
+            try await waitWritten(last)
             offset += count
         }
     }
@@ -572,94 +566,21 @@ actor PeerSession {
         turnWaiters.removeValue(forKey: turnsDone)?.resume()
     }
 
-    /// Says the stream is complete and forgets it: later acks for it are ignored.
-    private func endStream(_ stream: StreamID) async throws {
-        outgoing[stream] = nil
-        if let waiter = ackWaiters.removeValue(forKey: stream) { waiter.continuation.resume(throwing: CancellationError()) }
-        try await sender.enqueue(.done(request: stream.number, outcome: .complete))
-    }
-
-    private func waitForAck(stream: StreamID, batch: UInt32) async throws {
-        if outgoing[stream, default: 0] >= batch { return }
+    /// Waits until the window lets the batch after `batch` go (the machine wakes the waiter
+    /// through ``PeerSessionStateMachine/Action/acknowledged(_:batch:)``).
+    private func waitForWindow(_ stream: StreamID, after batch: UInt32) async throws {
+        guard let needed = machine.mustWait(stream, after: batch) else { return }
         if hasEnded || Task.isCancelled { throw CancellationError() }
         // One sender per stream, and stream ids are unique: never a waiter to replace.
-        try await withCheckedThrowingContinuation { ackWaiters[stream] = (batch, $0) }
-    }
-
-    /// Records an ack for a stream this node is sending; acks for anything else (a stream
-    /// that ended, or never was) change nothing.
-    private func acknowledge(_ stream: StreamID, batch: UInt32) {
-        // The peer committed these batches: it holds their entries (checked on its next session).
-        if let tips = unackedTips[stream] {
-            held.insert(tips.filter { $0.batch <= batch }.map(\.tip))
-            let left = tips.filter { $0.batch > batch }
-            unackedTips[stream] = left.isEmpty ? nil : left
-        }
-        guard let acked = outgoing[stream] else { return }
-        outgoing[stream] = max(acked, batch)
-        if let waiter = ackWaiters[stream], batch >= waiter.batch {
-            ackWaiters[stream] = nil
-            waiter.continuation.resume()
-        }
+        try await withCheckedThrowingContinuation { ackWaiters[stream] = (needed, $0) }
     }
 
     // MARK: - Receiving entries
 
-    /// Holds a batch whose last entry's value arrives in chunks. Checked before anything is
-    /// buffered: the entry must be a validly signed put of exactly the declared length (at most
-    /// 64 MiB, the format's limit), so a peer can make this node hold at most ``maxAssemblies``
-    /// such values, each no longer than its author signed.
-    private func beginAssembly(_ entries: [RawEntry], _ chunked: SyncMessage.ChunkedValue, stream: UInt32, batch: UInt32) throws {
-        guard assemblies[stream] == nil else {
-            throw SessionError.protocolViolation("stream \(stream) started a chunked value before its last one was complete")
-        }
-        guard assemblies.count < Self.maxAssemblies else {
-            throw SessionError.protocolViolation("more than \(Self.maxAssemblies) chunked values in flight")
-        }
-        let entry = entries[chunked.index]
-        guard let signed = try? SignedEntry(bodyBytes: entry.body, signature: entry.signature), signed.id == entry.claimedID,
-            case .put(_, _, let ref) = signed.payload, ref.length == chunked.length, signed.hasValidSignature
-        else {
-            throw SessionError.hostileEntries("a chunked value announced for an entry that does not sign a value of that length")
-        }
-        assemblies[stream] = ValueAssembly(batch: batch, entries: entries, index: chunked.index, digest: ref.digest, length: Int(ref.length))
-    }
-
-    /// Appends a chunk to the value its stream is assembling; when the value is complete and
-    /// matches its digest, inserts (and acknowledges) the batch. A chunk for no such stream,
-    /// for another value, out of order or beyond the declared length, or a value that does
-    /// not match its digest, ends the session: nothing of the batch is stored.
-    private func receiveChunk(_ bytes: [UInt8], stream: UInt32, digest: Hash32, offset: UInt32) async throws {
-        guard let assembly = assemblies[stream] else {
-            throw SessionError.protocolViolation("a value chunk for stream \(stream), which has no chunked value in flight")
-        }
-        guard digest == assembly.digest else {
-            throw SessionError.protocolViolation("a value chunk for \(digest.shortHex()) on stream \(stream), which carries \(assembly.digest.shortHex())")
-        }
-        guard Int(offset) == assembly.received else {
-            throw SessionError.protocolViolation("a value chunk at offset \(offset), expected \(assembly.received)")
-        }
-        guard assembly.received + bytes.count <= assembly.length else {
-            throw SessionError.protocolViolation("value chunks beyond the declared length \(assembly.length)")
-        }
-        assembly.append(bytes)
-        guard assembly.received == assembly.length else { return }
-        assemblies[stream] = nil
-        guard assembly.finalize() == assembly.digest else {
-            metrics.rejected(RejectReason.valueMismatch.label)
-            throw SessionError.hostileEntries("a chunked value that does not match its digest")
-        }
-        var entries = assembly.entries
-        entries[assembly.index].value = assembly.takeBytes()
-        try await receive(entries, stream: stream, batch: assembly.batch)
-    }
-
-    /// Inserts a batch in one transaction, acknowledges it once committed, and asks for the
-    /// parents of any entry that arrived before them. Entries no honest node would relay (bad
-    /// signature, wrong id, malformed) end the session after the batch is accounted for.
+    /// Inserts a batch in one transaction and carries out what follows (the ack once committed,
+    /// the end of the session for hostile entries, a `need` for missing parents).
     private func receive(_ entries: [RawEntry], stream: UInt32, batch: UInt32) async throws {
         let report = try await log.insert(entries)
-        known.insert(entries.compactMap(\.claimedID))
         metrics.entriesReceived.increment(by: Int64(report.applied.count))
         metrics.peerTraffic(peerLabel, received: report.applied.count)
         metrics.entriesQuarantined.increment(by: Int64(report.quarantined.count))
@@ -669,73 +590,40 @@ actor PeerSession {
             metrics.rejected(reason.label)
             logger.warning("entry refused", metadata: ["reason": "\(reason)", "index": "\(index)"])
         }
-        if stream != 0 { try await sender.enqueue(.ack(stream: stream, batch: batch)) }
-        if let hostile = report.rejected.first(where: { $0.reason.isProofOfMalice }) {
-            throw SessionError.hostileEntries(hostile.reason.label)
-        }
-        noteHeld(entries, report: report)
+        try await perform(machine.applied(entries, report: report, stream: stream, batch: batch))
         if stream == 0, !report.applied.isEmpty, let last = entries.last, let entry = try? SignedEntry(bodyBytes: last.body, signature: last.signature) {
             let latency = Int64(SystemWallClock().nowMilliseconds()) - Int64(entry.hlc.wallMilliseconds)
             if latency >= 0 { metrics.pushLatency.recordMilliseconds(latency) }
         }
         if !report.applied.isEmpty { await node.noteReceived(report.applied.count) }
         await lagAfterReceiving(entries, applied: report.applied.count, stream: stream, orphans: !report.orphaned.isEmpty)
-        if !report.orphaned.isEmpty { try await requestMissingParents() }
-    }
-
-    /// The peer holds what it sent: remembers the newest entry of a batch that is now in the
-    /// DAG here (applied, or held already), as a witness for ``lacksHeldEntries(_:tips:)``.
-    private func noteHeld(_ entries: [RawEntry], report: InsertReport) {
-        let refused = Set(report.rejected.map(\.index))
-        let pending = Set(report.orphaned + report.quarantined)
-        for (index, entry) in entries.enumerated().reversed() where !refused.contains(index) {
-            guard let id = entry.claimedID, !pending.contains(id),
-                let signed = try? SignedEntry(bodyBytes: entry.body, signature: entry.signature)
-            else { continue }
-            held.insert([SyncMessage.Tip(id: id, hlc: signed.hlc)])
-            return
-        }
-    }
-
-    /// Asks this peer for the entries orphans are waiting for (it sent their children, so it
-    /// holds them), once per id while a request is in flight.
-    private func requestMissingParents() async throws {
-        let missing = try await log.missingParents(limit: 2000).filter { !requestedParents.contains($0) }
-        guard !missing.isEmpty else { return }
-        requestedParents.formUnion(missing)
-        let request = newRequestID()
-        needsInFlight[request] = missing
-        try await sender.enqueue(.need(request: request, missing))
     }
 
     // MARK: - Anti-entropy
 
     /// One Negentropy V1 session as initiator over the `(hlc, id)` index, then fetches what the
-    /// peer has (`need`) and streams what it lacks (`have`). One at a time per peer. An empty
-    /// message tells the responder the round is over, so it frees its state. A round that
-    /// exhausts its budget (no progress, too many bytes) still fetches and sends what it
-    /// learned, then ends the session.
+    /// peer has (`need`) and streams what it lacks (`have`). One at a time per peer (the
+    /// machine hands out the round). An empty message tells the responder the round is over,
+    /// so it frees its state. A round that exhausts its budget (no progress, too many bytes)
+    /// still fetches and sends what it learned, then ends the session.
     func reconcileRound() async throws {
-        guard capabilities.contains(Self.reconcileCapability), !reconciling else { return }
-        reconciling = true
+        guard let round = machine.beginRound() else { return }
         activeWork += 1
         defer {
-            reconciling = false
             activeWork -= 1
+            machine.roundFinished()
         }
-        let session = nextReconcileID
-        nextReconcileID = nextReconcileID % 0xFFFF_FFFF + 1
-        let key = "\(connection)/i\(session)"
+        let key = "\(connection)/i\(round)"
         var have = OrderedIDs(), need = OrderedIDs()
         var cutOff: ReconcileError?
         do {
             var message = try await log.reconcileInitiate(key, frameSizeLimit: config.reconcileFrameLimit, budget: config.reconcileBudget)
-            while true {
-                reconcileReplies.expect(session)
+            while let outgoing = machine.roundMessage(message) {
+                reconcileReplies.expect(round)
                 metrics.reconcileRounds.increment()
                 metrics.reconcileBytesSent.increment(by: Int64(message.count))
-                try await sender.enqueue(.reconcile(session: session, fromInitiator: true, message))
-                let reply = try await reconcileReplies.wait(for: session)
+                enqueue(outgoing)
+                let reply = try await reconcileReplies.wait(for: round)
                 let result: (next: [UInt8]?, have: [Hash32], need: [Hash32])
                 do {
                     result = try await log.reconcileContinue(key, reply: reply)
@@ -750,56 +638,41 @@ actor PeerSession {
             }
         } catch {
             await log.reconcileForget(key)
-            reconcileReplies.forget(session)
+            reconcileReplies.forget(round)
             if let error = error as? ReconcileError { throw SessionError.protocolViolation("reconciliation: \(error)") }
             throw error
         }
-        if capabilities.contains(Self.roundEndCapability) {
-            try await sender.enqueue(.reconcile(session: session, fromInitiator: true, []))
-        }
+        try await perform(machine.endRound())
         // The index holds applied entries only: ids quarantined or orphaned here are held, not
         // lacking (the orphans' missing parents are among the needed ids if the peer has them).
         let pending = try await log.pendingIDs(among: need.ids)
         let needed = need.ids.filter { !pending.quarantined.contains($0) && !pending.orphaned.contains($0) }
         await noteLag(entries: needed.count, exact: true, oldest: status?.lagOldestMilliseconds)
         for start in stride(from: 0, to: needed.count, by: 10_000) {
-            let request = newRequestID()
+            let request = machine.newRequest()
             requests.expect(request)
-            try await sender.enqueue(.need(request: request, Array(needed[start..<min(start + 10_000, needed.count)])))
+            enqueue(.need(request: request, Array(needed[start..<min(start + 10_000, needed.count)])))
             _ = try await requests.wait(for: request)
         }
         if !have.ids.isEmpty {
-            let stream = newStreamID()
+            let stream = machine.newStream()
             var batch: UInt32 = 0
             try await sendBatches(parentsFirst(try await log.outgoingEntries(have.ids, inlineValueLimit: Self.chunkThreshold)), stream: stream, batch: &batch)
-            try await endStream(stream)
+            try await perform(machine.endStream(stream))
         }
         logger.debug("reconciled", metadata: ["have": "\(have.ids.count)", "need": "\(need.ids.count)"])
         if let cutOff {
             let error = SessionError.reconcileStalled("\(cutOff) (kept \(have.ids.count) have and \(need.ids.count) need ids)")
             // Waits until everything queued (the have stream) is written before hanging up.
-            try? await sender.send(.bye("\(error)"))
+            await say(.bye("\(error)"))
             throw error
         }
         await markSynced()
     }
 
-    /// Answers one message of the peer's reconciliation round `round`. Rounds only move
-    /// forward: a new number ends (and frees) the previous round, an empty message ends the
-    /// current one, and an old number is a protocol violation.
+    /// Answers one message of the peer's round `round` (the machine checked its number) from
+    /// the store's responder for that round.
     private func respond(to query: [UInt8], round: UInt32) async throws {
-        if query.isEmpty {
-            if theirRound == round { await endTheirRound() }
-            return
-        }
-        if theirRound != round {
-            guard round > lastTheirRound else {
-                throw SessionError.protocolViolation("reconciliation round \(round) reused (the last began at \(lastTheirRound))")
-            }
-            await endTheirRound()
-            theirRound = round
-            lastTheirRound = round
-        }
         // A round trip counts on both sides: a node that only accepts peers answers rounds.
         metrics.reconcileRounds.increment()
         metrics.reconcileBytesReceived.increment(by: Int64(query.count))
@@ -808,26 +681,16 @@ actor PeerSession {
             reply = try await log.reconcileRespond(
                 "\(connection)/r\(round)", message: query, frameSizeLimit: config.reconcileFrameLimit, budget: config.reconcileBudget)
         } catch let error as ReconcileError {
-            theirRound = nil
-            throw error.isBudget ? SessionError.reconcileStalled("\(error)") : SessionError.protocolViolation("reconciliation: \(error)")
+            return try await perform(machine.responderFailed(round: round, error: error))
         }
         metrics.reconcileBytesSent.increment(by: Int64(reply.count))
-        try await sender.enqueue(.reconcile(session: round, fromInitiator: false, reply))
-    }
-
-    private func endTheirRound() async {
-        guard let round = theirRound else { return }
-        theirRound = nil
-        await log.reconcileForget("\(connection)/r\(round)")
+        enqueue(.reconcile(session: round, fromInitiator: false, reply))
     }
 
     // MARK: - Live push
 
     /// Which of `ids` a push to this peer would carry.
-    func lacking(_ ids: [Hash32]) -> [Hash32] {
-        guard identity != nil, capabilities.contains(Self.pushCapability) else { return [] }
-        return ids.filter { !known.contains($0) }
-    }
+    func lacking(_ ids: [Hash32]) -> [Hash32] { machine.lacking(ids) }
 
     /// Sends new local entries the peer is not known to hold. A peer too slow to take them
     /// loses the push (its queue is bounded); the next anti-entropy round repairs it.
@@ -837,16 +700,16 @@ actor PeerSession {
         let lacking = Set(lacking(entries.compactMap(\.raw.claimedID)))
         let fresh = entries.filter { $0.raw.claimedID.map(lacking.contains) ?? false }
         guard !fresh.isEmpty else { return }
-        guard await sender.queuedBytes < config.maxQueuedBytes else {
+        guard queuedBytes < config.maxQueuedBytes else {
             logger.notice("peer is slow; skipping a push, anti-entropy will repair")
             return
         }
-        known.insert(fresh.compactMap(\.raw.claimedID))
+        machine.willHold(fresh.compactMap(\.raw.claimedID))
         metrics.entriesSent.increment(by: Int64(fresh.count))
         metrics.peerTraffic(peerLabel, sent: fresh.count)
         status?.entriesSent += Int64(fresh.count)
         guard pushJobs > 0 || fresh.contains(where: { $0.largeValue != nil }) else {
-            do { try await sender.enqueue(.entries(stream: 0, batch: 0, fresh.map(\.raw))) } catch { abort(error) }
+            enqueue(.entries(stream: 0, batch: 0, fresh.map(\.raw)))
             return
         }
         pushJobs += 1
@@ -873,30 +736,15 @@ actor PeerSession {
 
     /// Says `bye` and closes the connection (a duplicate the node does not keep).
     func terminate(_ reason: String) async {
-        try? await sender.send(.bye(reason))
+        await say(.bye(reason))
         close()
     }
 
     // MARK: - Helpers
 
-    /// The next request number: 1…2^31−1, wrapping.
-    private func newRequestID() -> UInt32 {
-        defer { nextRequestID = nextRequestID % 0x7FFF_FFFF + 1 }
-        return nextRequestID
-    }
-
-    /// The next stream this node opens on its own: the top bit set, wrapping within it.
-    private func newStreamID() -> StreamID {
-        defer { nextStreamNumber = (nextStreamNumber + 1) & ~StreamID.ownStreamBit }
-        return StreamID(.ours, StreamID.ownStreamBit | nextStreamNumber)
-    }
-
-    /// Entries the peer is known to hold, for a later session's check (tests read it too).
-    var heldEntries: HeldEntries { held }
-
     private func markSynced() async {
         status?.lastSyncMilliseconds = SystemWallClock().nowMilliseconds()
-        if let identity { await node.noteHeld(held, by: identity) }
+        if let identity { await node.noteHeld(machine.held, by: identity) }
         await noteLag(entries: 0, exact: true, oldest: nil, save: false)
         await saveStatus()
     }
@@ -944,6 +792,22 @@ actor PeerSession {
     private func saveStatus() async {
         guard let status else { return }
         do { try await log.savePeerStatus(status) } catch { logger.warning("could not save peer status: \(error)") }
+    }
+}
+
+
+extension SyncMessage {
+    /// About the bytes this message takes on the wire: what a queued message counts against
+    /// ``SyncConfiguration/maxQueuedBytes`` (entries and values dominate; the rest is small).
+    var approximateBytes: Int {
+        switch self {
+        case .entries(_, _, let entries, _): entries.reduce(16) { $0 + $1.body.count + $1.signature.count + ($1.value?.count ?? 0) + 41 }
+        case .valueChunk(_, _, _, let bytes), .reconcile(_, _, let bytes): 48 + bytes.count
+        case .heads(let tips): 8 + tips.count * 40
+        case .fetch(_, let wants, let haves): 16 + (wants.count + haves.count) * 32
+        case .need(_, let ids): 12 + ids.count * 32
+        default: 64
+        }
     }
 }
 

@@ -67,6 +67,11 @@ public struct SyncConfiguration: Sendable {
     public var handshakeTimeout: Duration = .seconds(5)
     /// Where the node records its metrics (swift-metrics); `nil`: `MetricsSystem.factory`.
     public var metricsFactory: (any MetricsFactory)?
+    /// The monotonic clock every timer of the node runs on: idle and keep-alive, the handshake
+    /// deadline, merge settling, reconcile intervals, redial backoff, quarantine re-checks, the
+    /// peer-list re-read. Tests pass a clock they advance by hand instead of waiting. (Wall time,
+    /// for HLCs and quarantine, is the log's: `StoreOptions.wallClock`.)
+    public var clock: any Clock<Duration> = ContinuousClock()
 
     public init(listen: String? = nil, peers: [PeerAddress] = []) {
         self.listen = listen
@@ -115,6 +120,27 @@ public enum SyncConfigurationError: Error, Equatable, Sendable, CustomStringConv
         case .badAddress(let text): "'\(text)' is not HOST:PORT"
         }
     }
+}
+
+/// ``SyncConfiguration/clock`` with its instants as durations since the node was made, so
+/// the node stores and compares plain durations whatever the clock's instant type.
+struct SyncClock: Sendable {
+    private let elapsed: @Sendable () -> Duration
+    private let sleeper: @Sendable (Duration) async throws -> Void
+
+    init(_ clock: some Clock<Duration>) {
+        let origin = clock.now
+        elapsed = { origin.duration(to: clock.now) }
+        sleeper = { try await clock.sleep(until: clock.now.advanced(by: $0), tolerance: nil) }
+    }
+
+    /// The time since the node was made.
+    var now: Duration { elapsed() }
+
+    /// Sleeps for `duration` on the clock.
+    ///
+    /// - Throws: `CancellationError` if the task is cancelled first.
+    func sleep(for duration: Duration) async throws { try await sleeper(duration) }
 }
 
 extension Duration {

@@ -41,6 +41,8 @@ public actor SyncNode: Service {
     /// Counters, gauges and timers, recorded into ``SyncConfiguration/metricsFactory`` (Prometheus
     /// text via ``SyncMetrics/text()`` when that is a `PrometheusMetricsFactory`).
     public nonisolated let metrics: SyncMetrics
+    /// The clock every timer runs on (``SyncConfiguration/clock``).
+    nonisolated let clock: SyncClock
     /// Inbound connections open now, in all and by IP address.
     private nonisolated let inbound: InboundLimiter
     /// What `GET /healthz` reports.
@@ -64,7 +66,8 @@ public actor SyncNode: Service {
     /// Per peer, entries it was known to hold: a peer that reconnects without them was restored.
     private var heldByPeer: [PublicKey: HeldEntries] = [:]
     private var connections = 0
-    private var lastActivity = ContinuousClock.now
+    /// When sync traffic was last seen (on ``clock``).
+    private var lastActivity = Duration.zero
     private var port: Int?
     private var portWaiters: [CheckedContinuation<Int, any Error>] = []
     private var stopped = false
@@ -82,6 +85,7 @@ public actor SyncNode: Service {
         self.networkSecret = try log.networkSecret()
         self.staticKey = log.signingKey.noiseStaticKey
         self.metrics = SyncMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        self.clock = SyncClock(configuration.clock)
         self.inbound = InboundLimiter(
             total: InboundLimiter.cappedByDescriptors(configuration.maxInboundConnections),
             perAddress: configuration.maxInboundConnectionsPerAddress)
@@ -262,7 +266,7 @@ public actor SyncNode: Service {
                         await self.dialerEnded(peer.address)
                     }
                 }
-                try await Task.sleep(for: .seconds(1))
+                try await clock.sleep(for: .seconds(1))
             }
         }
     }
@@ -292,10 +296,10 @@ public actor SyncNode: Service {
         var failures = 0
         while !Task.isCancelled, let peer = await wantedPeer(address) {
             if isConnected(peer.address) {
-                try? await Task.sleep(for: .milliseconds(500))
+                try? await clock.sleep(for: .milliseconds(500))
                 continue
             }
-            let started = ContinuousClock.now
+            let started = clock.now
             do {
                 let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                     .connectTimeout(timeout)
@@ -307,7 +311,7 @@ public actor SyncNode: Service {
                     logger.warning("peer address is this node; not dialing it", metadata: ["peer": "\(peer.address)"])
                     return
                 }
-                failures = ContinuousClock.now - started > .seconds(10) || outcome.error == nil ? 0 : failures + 1
+                failures = clock.now - started > .seconds(10) || outcome.error == nil ? 0 : failures + 1
             } catch {
                 failures += 1
                 // Said once when a peer becomes unreachable; the retries that follow at debug.
@@ -316,7 +320,7 @@ public actor SyncNode: Service {
             }
             let (first, max) = configuration.reconnectBackoff
             let pause = min(first * (1 << min(failures, 20)), max).jittered(0.5)
-            try? await Task.sleep(for: pause)
+            try? await clock.sleep(for: pause)
         }
     }
 
@@ -333,11 +337,12 @@ public actor SyncNode: Service {
     ) async -> ConnectionOutcome {
         let (number, handshakeTimeout) = await nextConnection()
         var outcome = ConnectionOutcome()
-        let opened = ContinuousClock.now
+        let opened = clock.now
         // Unauthenticated connections must not hold a descriptor for long: close the channel
         // if the handshake is not over by the deadline.
-        let deadline = channel.channel.eventLoop.scheduleTask(in: .milliseconds(handshakeTimeout.milliseconds)) {
-            channel.channel.close(promise: nil)
+        let deadline = Task { [clock] in
+            try await clock.sleep(for: handshakeTimeout)
+            try await channel.channel.close()
         }
         do {
             try await channel.executeThenClose { inbound, outbound in
@@ -346,7 +351,7 @@ public actor SyncNode: Service {
                 do {
                     (transport, remoteStatic) = try await noiseHandshake(
                         initiator: isDialer, staticKey: staticKey, psk: networkSecret, inbound: &iterator, outbound: outbound)
-                } catch where ContinuousClock.now - opened >= handshakeTimeout {
+                } catch where clock.now - opened >= handshakeTimeout {
                     throw SessionError.handshakeTimedOut
                 }
                 deadline.cancel()
@@ -375,8 +380,8 @@ public actor SyncNode: Service {
     /// reason and how long it lasted), a warning when the peer was at fault. Connections that
     /// never authenticated are logged at debug level only (a flood of them must not flood the
     /// log; `cairn_sessions_dropped_total` counts them).
-    private nonisolated func report(_ outcome: ConnectionOutcome, address: String, isDialer: Bool, opened: ContinuousClock.Instant) {
-        let seconds = Double((ContinuousClock.now - opened).milliseconds) / 1000
+    private nonisolated func report(_ outcome: ConnectionOutcome, address: String, isDialer: Bool, opened: Duration) {
+        let seconds = Double((clock.now - opened).milliseconds) / 1000
         var metadata: Logger.Metadata = [
             "peer": "\(outcome.identity.map { "\($0.hex.prefix(12))@" } ?? "")\(address)", "dialer": "\(isDialer)",
             "duration_s": "\(seconds)",
@@ -467,7 +472,7 @@ public actor SyncNode: Service {
     }
 
     /// Called when entries arrive: merges wait until traffic settles.
-    func noteActivity() { lastActivity = .now }
+    func noteActivity() { lastActivity = clock.now }
 
     /// Whether the inbound policy admits a peer with this node key (see ``InboundPolicy``).
     func admits(_ key: PublicKey) async -> Bool {
@@ -488,9 +493,9 @@ public actor SyncNode: Service {
     /// Called when a batch from a peer was applied: merges wait until traffic settles, and a
     /// catch-up's progress is logged.
     func noteReceived(_ count: Int) {
-        lastActivity = .now
+        lastActivity = clock.now
         guard count > 0 else { return }
-        let now = ContinuousClock.now
+        let now = clock.now
         var progress = catchUp ?? CatchUpProgress(started: now)
         progress.entries += count
         progress.last = now
@@ -501,9 +506,9 @@ public actor SyncNode: Service {
     /// for a second) with the count and the rate. Small trickles (pushes) are not logged.
     private func reportCatchUp() async throws {
         while true {
-            try await Task.sleep(for: .milliseconds(250))
+            try await clock.sleep(for: .milliseconds(250))
             guard var progress = catchUp else { continue }
-            let now = ContinuousClock.now
+            let now = clock.now
             let elapsed = max(0.001, Double((now - progress.started).milliseconds) / 1000)
             let rate = Int(Double(progress.entries) / elapsed)
             if now - progress.last >= .seconds(1) {
@@ -558,17 +563,17 @@ public actor SyncNode: Service {
     /// `mergeSettle × 1…3` if not, and re-check the heads before writing. Nobody merges while
     /// the time rules hold the head set back (``SkewHold/holdsMerges``).
     private func mergeWhenSettled() async throws {
-        var diverged: (heads: [Hash32], since: ContinuousClock.Instant)?
+        var diverged: (heads: [Hash32], since: Duration)?
         let settle = configuration.mergeSettle
         while true {
-            try await Task.sleep(for: settle)
+            try await clock.sleep(for: settle)
             let heads = try await log.heads()
             metrics.heads.record(heads.count)
             guard heads.count > 1 else {
                 diverged = nil
                 continue
             }
-            guard ContinuousClock.now - lastActivity >= settle, !(await anySessionBusy()) else { continue }
+            guard clock.now - lastActivity >= settle, !(await anySessionBusy()) else { continue }
             // No merge over a head set the time rules still move: a head beyond this node's
             // clock tolerance, or an entry quarantined (or waiting for one) that is due soon.
             let horizon = UInt64(max(configuration.mergeQuarantineHorizon.milliseconds, 0))
@@ -577,8 +582,8 @@ public actor SyncNode: Service {
                 continue
             }
             let ids = heads.map(\.id)
-            if diverged?.heads != ids { diverged = (ids, .now) }
-            let waited = ContinuousClock.now - diverged!.since
+            if diverged?.heads != ids { diverged = (ids, clock.now) }
+            let waited = clock.now - (diverged?.since ?? clock.now)
             let elected = try await electedMerger(heads)
             let due: Bool
             if elected == log.nodeKey {
@@ -624,10 +629,10 @@ public actor SyncNode: Service {
     /// Re-checks quarantined entries whose time may have come.
     private func maintain() async throws {
         while true {
-            try await Task.sleep(for: configuration.quarantineRecheckInterval)
+            try await clock.sleep(for: configuration.quarantineRecheckInterval)
             let report = try await log.recheckQuarantine()
             if !report.applied.isEmpty {
-                lastActivity = .now
+                lastActivity = clock.now
                 logger.info("released quarantined entries", metadata: ["count": "\(report.applied.count)"])
             }
         }
@@ -679,13 +684,13 @@ final class Health: Sendable {
 struct CatchUpProgress {
     /// Fewer entries than this in one burst is ordinary push traffic, not a catch-up.
     static let minimum = 1000
-    let started: ContinuousClock.Instant
-    var last: ContinuousClock.Instant
+    let started: Duration
+    var last: Duration
     var entries = 0
     var reported = 0
-    var reportedAt: ContinuousClock.Instant
+    var reportedAt: Duration
 
-    init(started: ContinuousClock.Instant) {
+    init(started: Duration) {
         self.started = started
         self.last = started
         self.reportedAt = started

@@ -11,7 +11,7 @@ import Testing
 /// nodes are not dragged to sign in the future, they count what the skew rule holds back, the
 /// merges stay bounded while the fast node is fast, and everything converges — same entries, one
 /// head — once the fast node's entries are in everyone's past. Every clock is injected.
-@Suite(.serialized) struct ClockSkewSyncTests {
+@Suite(.serialized, .stopsNodes) struct ClockSkewSyncTests {
     static let ahead: UInt64 = 600_000
 
     @Test func aFastNodeNeitherDragsTheClusterForwardNorSplitsItForGood() async throws {
@@ -22,7 +22,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.quarantineRecheckInterval = .milliseconds(50)
         let nodes = try await makeCluster("skew", count: 3, configuration: configuration, wallClocks: clocks)
-        defer { Task { await removeAll(nodes) } }
         let honest = Array(nodes[..<2]), fast = nodes[2]
         let fastKey = fast.log.nodeKey
         let honestKeys = Set(honest.map(\.log.nodeKey))

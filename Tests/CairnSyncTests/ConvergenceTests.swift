@@ -9,12 +9,11 @@ import Testing
 
 /// Real nodes on loopback with real SQLite files: writes anywhere reach everyone, and the
 /// DAG closes to one shared head with one state.
-@Suite(.serialized) struct ConvergenceTests {
+@Suite(.serialized, .stopsNodes) struct ConvergenceTests {
     @Test func randomWritesOnFourNodesConverge() async throws {
         let seed = randomizedTestSeed("randomWritesOnFourNodesConverge")
         var random = SplitMix64(seed: seed)
         let nodes = try await makeCluster("mesh", count: 4)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)  // every node holds its writer grant
         // Writes land while sessions open, pushes fly and rounds run: overlapping keys force
@@ -36,7 +35,6 @@ import Testing
 
     @Test func liveWritesReachConnectedPeersByPush() async throws {
         let nodes = try await makeCluster("push", count: 2)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         try await eventually(30, "session open") { await nodes[1].node.connectedPeers.count == 1 }
         let written = try await nodes[0].log.put("t", "live", [42])
@@ -51,7 +49,6 @@ import Testing
         configuration.pushPollInterval = .seconds(60)
         configuration.reconcileInterval = .seconds(3600)
         let nodes = try await makeCluster("wake", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         try await eventually(30, "session open") { await nodes[1].node.connectedPeers.count == 1 }
         _ = try await awaitConvergence(nodes)
@@ -64,7 +61,6 @@ import Testing
     @Test func healedPartitionMergesOnceAndConverges() async throws {
         let count = 4
         let nodes = try await makeCluster("heal", count: count)
-        defer { Task { await removeAll(nodes) } }
         // Every node first learns the writer grants (the invites were written on node 0).
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)
@@ -102,7 +98,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.reconcileInterval = .seconds(3600)  // only the fast path may do the work
         let nodes = try await makeCluster("restart", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)
         // Both stop (so node 0's pusher cannot hand the new entries over live); node 0 writes,
@@ -127,7 +122,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.reconcileInterval = .seconds(3600)
         let nodes = try await makeCluster("restore", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)
         _ = try await nodes[1].log.put("t", "before-backup", [1])

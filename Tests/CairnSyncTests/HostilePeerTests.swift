@@ -11,7 +11,7 @@ import Testing
 
 /// Peers that lie, forge, stall or speak garbage are refused with the right reason, nothing
 /// they sent is stored, and the node keeps syncing with its honest peers.
-@Suite(.serialized) struct HostilePeerTests {
+@Suite(.serialized, .stopsNodes) struct HostilePeerTests {
     /// A scripted peer: completes the Noise handshake (with the right network secret unless
     /// told otherwise), says hello, sends what it is given, and reads until the node hangs up.
     struct ScriptedPeer {
@@ -65,7 +65,6 @@ import Testing
         configuration.maxMessageBytes = 1 << 20
         configuration.inboundPolicy = .anyHolderOfTheSecret  // scripted peers use fresh keys
         let nodes = try await makeCluster("hostile", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)
         let target = nodes[0]
@@ -138,7 +137,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.inboundPolicy = .anyHolderOfTheSecret  // the scripted peer uses a fresh key
         let nodes = try await makeCluster("newer", count: 1, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         nodes[0].start()
         let genesis = nodes[0].log.logID
         let written = try await nodes[0].log.put("t", "k", [1])

@@ -9,7 +9,7 @@ import Testing
 
 /// Issue #9, item 7: every value the entry format allows (up to 64 MiB) syncs, though a message
 /// is capped at 32 MiB: values above 1 MiB travel as `value-chunk` messages after their batch.
-@Suite(.serialized) struct LargeValueTests {
+@Suite(.serialized, .stopsNodes) struct LargeValueTests {
     /// `count` pseudo-random bytes, eight per draw (a byte-per-draw map is slow in debug builds).
     static func randomValue(_ count: Int, _ random: inout SplitMix64) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
@@ -95,7 +95,6 @@ import Testing
         let seed = randomizedTestSeed("largeValuesSyncByPushCatchUpAndToALateJoiner")
         var random = SplitMix64(seed: seed)
         let nodes = try await makeCluster("large", count: 3)
-        defer { Task { await removeAll(nodes.reversed()) } }  // dialers first: a listener cancelled with a dial in its accept queue traps in NIO (apple/swift-nio#3481)
         let (origin, peer, joiner) = (nodes[0], nodes[1], nodes[2])
         try await connectFullMesh([origin, peer])
         _ = try await awaitConvergence([origin, peer])
@@ -146,7 +145,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.fastPath = false
         let nodes = try await makeCluster("large-rbsr", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes.reversed()) } }  // dialers first: a listener cancelled with a dial in its accept queue traps in NIO (apple/swift-nio#3481)
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)  // node 1 learns its grant
         // Both sides write: with no push, the dialer's next round needs some values and has others.
@@ -173,7 +171,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.inboundPolicy = .anyHolderOfTheSecret  // the scripted peer uses a fresh key
         let nodes = try await makeCluster("large-old", count: 1, configuration: configuration)
-        defer { Task { await removeAll(nodes.reversed()) } }  // dialers first: a listener cancelled with a dial in its accept queue traps in NIO (apple/swift-nio#3481)
         nodes[0].start()
         let fitting = Self.randomValue(2 << 20, &random)
         let tooLarge = Self.randomValue(33 << 20, &random)
@@ -211,7 +208,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.inboundPolicy = .anyHolderOfTheSecret
         let nodes = try await makeCluster("large-hostile", count: 1, configuration: configuration)
-        defer { Task { await removeAll(nodes.reversed()) } }  // dialers first: a listener cancelled with a dial in its accept queue traps in NIO (apple/swift-nio#3481)
         let target = nodes[0]
         target.start()
         let genesis = target.log.logID

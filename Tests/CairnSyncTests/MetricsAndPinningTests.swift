@@ -8,13 +8,12 @@ import Testing
 
 @testable import CairnSync
 
-@Suite(.serialized) struct MetricsAndPinningTests {
+@Suite(.serialized, .stopsNodes) struct MetricsAndPinningTests {
     /// `GET /metrics` answers Prometheus text with the node's series; other paths are 404s.
     @Test func metricsEndpointServesPrometheusText() async throws {
         var configuration = testConfiguration()
         configuration.metricsListen = "127.0.0.1:0"
         let nodes = try await makeCluster("metrics", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)
         var port: Int?
@@ -36,7 +35,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.metricsListen = "127.0.0.1:0"
         let nodes = try await makeCluster("healthz", count: 1, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         nodes[0].start()
         _ = try await nodes[0].port
         let port = try #require(await nodes[0].node.metricsListeningPort, "bound before the node reports listening")
@@ -49,7 +47,6 @@ import Testing
     /// A peer-list entry that pins a node key refuses whoever else answers at that address.
     @Test func aPinnedIdentityIsEnforced() async throws {
         let nodes = try await makeCluster("pin", count: 2)
-        defer { Task { await removeAll(nodes) } }
         for node in nodes { node.start() }
         let impostorPin = SigningKey.generate().publicKey
         try await nodes[1].log.addPeer(PeerAddress(address: try await nodes[0].address, identity: impostorPin))

@@ -8,12 +8,11 @@ import Testing
 
 /// The daemon speaks standard Noise: an independent implementation (Python `noiseprotocol`,
 /// installed by .ci/run) completes the XXpsk3 handshake with a running node and reads its frames.
-@Suite struct NoiseInteropTests {
+@Suite(.stopsNodes) struct NoiseInteropTests {
     @Test func pythonNoiseCompletesTheHandshakeWithARunningNode() async throws {
         var configuration = testConfiguration()
         configuration.inboundPolicy = .anyHolderOfTheSecret  // the Python client makes a fresh key
         let nodes = try await makeCluster("pynoise", count: 1, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         nodes[0].start()
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("interop/noise_client.py").path

@@ -11,30 +11,39 @@ import Testing
 
 /// What operators rely on (issue #9): connection limits and the handshake deadline, peer lag
 /// from this node's point of view, round counting, logs, metrics through swift-metrics.
-@Suite(.serialized) struct OperationsTests {
+@Suite(.serialized, .stopsNodes) struct OperationsTests {
     /// A TCP connection to `port` that never says a word; returns when the node closes it.
-    private func silentConnection(to port: Int) async throws -> Duration {
-        let started = ContinuousClock.now
+    private func silentConnection(to port: Int) async throws {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { configureSyncChannel($0, readTimeout: .seconds(120)) }
         try await channel.executeThenClose { inbound, _ in
             for try await _ in inbound {}
         }
-        return ContinuousClock.now - started
     }
 
-    /// An unauthenticated connection is closed at the handshake deadline, long before the idle
-    /// timeout, and counted as `handshake_timeout`.
-    @Test func silentConnectionsAreClosedAtTheHandshakeDeadline() async throws {
+    /// A configuration whose timers run on `clock`, with a handshake deadline of 30 s (of it).
+    private func deadlineConfiguration(_ clock: ManualClock) -> SyncConfiguration {
         var configuration = testConfiguration()
+        configuration.clock = clock
         configuration.idleTimeout = .seconds(60)
-        configuration.handshakeTimeout = .milliseconds(300)
-        let nodes = try await makeCluster("deadline", count: 1, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
+        configuration.handshakeTimeout = .seconds(30)
+        return configuration
+    }
+
+    /// An unauthenticated connection is closed at the handshake deadline, not before, long
+    /// before the idle timeout, and counted as `handshake_timeout`.
+    @Test func silentConnectionsAreClosedAtTheHandshakeDeadline() async throws {
+        let clock = ManualClock()
+        let nodes = try await makeCluster("deadline", count: 1, configuration: deadlineConfiguration(clock))
         nodes[0].start()
-        let lasted = try await silentConnection(to: try await nodes[0].port)
-        #expect(lasted < .seconds(10), "closed after \(lasted)")
-        #expect(lasted >= .milliseconds(250))
+        let port = try await nodes[0].port
+        let silent = Task { try await silentConnection(to: port) }
+        try await eventually(10, "the deadline is set when the connection is accepted") { clock.deadlines.contains(.seconds(30)) }
+        clock.advance(by: .seconds(29))
+        #expect(clock.deadlines.contains(.seconds(30)))
+        #expect(metric(nodes[0].node, "cairn_sessions_dropped_total{reason=\"handshake_timeout\"}") == 0)
+        clock.advance(by: .seconds(1))
+        try await silent.value
         try await eventually(10, "counted") {
             metric(nodes[0].node, "cairn_sessions_dropped_total{reason=\"handshake_timeout\"}") == 1
         }
@@ -43,33 +52,34 @@ import Testing
     /// Connections over the total or per-address limit are closed as soon as they are accepted;
     /// an honest peer still gets in once the silent ones are gone.
     @Test func inboundConnectionsOverTheLimitsAreClosed() async throws {
-        var configuration = testConfiguration()
+        let clock = ManualClock()
+        var configuration = deadlineConfiguration(clock)
         configuration.maxInboundConnections = 4
         configuration.maxInboundConnectionsPerAddress = 3
-        configuration.handshakeTimeout = .seconds(4)
         let nodes = try await makeCluster("limits", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         nodes[0].start()
         let port = try await nodes[0].port
-        let durations = try await withThrowingTaskGroup(of: Duration.self) { group in
+        try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<10 { group.addTask { try await self.silentConnection(to: port) } }
-            return try await group.reduce(into: []) { $0.append($1) }
+            // Seven are refused and closed at once; three are admitted (the per-address limit)
+            // and wait for their handshake deadline, which has not come.
+            for _ in 0..<7 { try await group.next() }
+            try await eventually(30, "seven refused, three waiting for their deadline") {
+                metric(nodes[0].node, "cairn_inbound_refused_total") == 7 && clock.deadlines.filter { $0 == .seconds(30) }.count == 3
+            }
+            clock.advance(by: .seconds(30))
+            try await group.waitForAll()
         }
-        // Three were admitted (the per-address limit) and waited for the 4 s deadline; seven were
-        // refused at once (the threshold halfway leaves a loaded machine room either way).
-        #expect(durations.filter { $0 < .seconds(2) }.count == 7, "\(durations)")
-        #expect(metric(nodes[0].node, "cairn_inbound_refused_total") == 7)
         nodes[1].start()
         try await nodes[1].dial(nodes[0])
         _ = try await nodes[0].log.put("t", "k", [1])
-        _ = try await awaitConvergence(nodes)
+        _ = try await awaitConvergence(nodes, advancing: clock)
     }
 
     /// `cairn_rbsr_rounds_total` counts Negentropy round trips on both sides: the node that only
     /// accepts (answers rounds) used to show 0 forever.
     @Test func reconciliationRoundsAreCountedOnBothSides() async throws {
         let nodes = try await makeCluster("rounds", count: 2)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)
         try await eventually(30, "rounds counted by the dialer and the listener") {
@@ -85,7 +95,6 @@ import Testing
         configuration.batchEntries = 20
         configuration.window = 1
         let nodes = try await makeCluster("lag", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         for batch in 0..<6 {
             _ = try await nodes[0].log.write((0..<500).map { .put(bucket: "bulk", key: "k\(batch)-\($0)", value: [1]) })
         }
@@ -120,7 +129,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.metricsFactory = PrometheusMetricsFactory(registry: registry)
         let nodes = try await makeCluster("factory", count: 2)
-        defer { Task { await removeAll(nodes) } }
         let node = try SyncNode(log: nodes[0].log, configuration: configuration, logger: testLogger(nodes[0].path))
         let task = Task { try await node.run() }
         defer { task.cancel() }
@@ -135,7 +143,6 @@ import Testing
     /// with the count and rate.
     @Test func sessionsAndCatchUpsAreLogged() async throws {
         let nodes = try await makeCluster("logs", count: 2)
-        defer { Task { await removeAll(nodes) } }
         for batch in 0..<3 {
             _ = try await nodes[0].log.write((0..<1000).map { .put(bucket: "bulk", key: "k\(batch)-\($0)", value: [1]) })
         }

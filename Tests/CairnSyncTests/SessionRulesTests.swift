@@ -10,7 +10,7 @@ import Testing
 /// Session rules of issue #9: stream and request ids a peer cannot collide, per-round state
 /// that is freed, reconciliation bounded by progress rather than a round count, the inbound
 /// allow-list, and restored peers detected by what they held.
-@Suite(.serialized) struct SessionRulesTests {
+@Suite(.serialized, .stopsNodes) struct SessionRulesTests {
     /// A peer that completes the handshake and hello, sends `opening`, then answers each
     /// message the node sends with `respond`'s messages, until `until` matches or the node
     /// hangs up. Returns what the node sent.
@@ -65,7 +65,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.batchEntries = 1  // a fetch of the log takes more batches than the window
         let nodes = try await makeCluster("streamid", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)
         let target = nodes[0]
@@ -95,19 +94,53 @@ import Testing
     /// Every reconciliation round frees the responder it created when it ends; before, each
     /// one stayed in memory until the peer disconnected.
     @Test func finishedRoundsLeaveNoResponderBehind() async throws {
+        let clock = ManualClock()
         var configuration = testConfiguration()
-        configuration.reconcileInterval = .milliseconds(50)
+        configuration.clock = clock
+        configuration.reconcileInterval = .seconds(60)
         let nodes = try await makeCluster("rounds", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
-        _ = try await awaitConvergence(nodes)
-        // Node 1 dials, so it initiates the periodic rounds and node 0 answers them.
-        try await eventually(60, "twenty rounds") { metric(nodes[1].node, "cairn_rbsr_rounds_total") >= 20 }
+        _ = try await awaitConvergence(nodes, advancing: clock)
+        // Node 1 dials, so it initiates the periodic rounds (every 60 s ± 20% of the test's
+        // clock) and node 0 answers them.
+        try await eventually(60, "twenty rounds", advancing: clock, by: .seconds(72)) {
+            metric(nodes[1].node, "cairn_rbsr_rounds_total") >= 20
+        }
         try await eventually(10, "no responder or initiator state between rounds") {
             let responder = await nodes[0].log.reconcileSessionCounts
             let initiator = await nodes[1].log.reconcileSessionCounts
             return responder.responders == 0 && responder.initiators == 0 && initiator.initiators == 0
         }
+    }
+
+    /// A peer that authenticates and then says nothing — not even a pong — is dropped once it
+    /// was silent for the idle timeout, and not before: the keep-alive runs on the node's clock.
+    @Test func aSilentPeerIsDroppedAfterTheIdleTimeout() async throws {
+        let clock = ManualClock()
+        var configuration = testConfiguration()
+        configuration.clock = clock
+        configuration.idleTimeout = .seconds(60)
+        configuration.reconcileInterval = .seconds(3600)
+        let nodes = try await makeCluster("idle", count: 1, configuration: configuration)
+        nodes[0].start()
+        let peer = InteractivePeer(
+            port: try await nodes[0].port, networkSecret: try nodes[0].log.networkSecret(), logID: nodes[0].log.logID,
+            key: try await insider(of: nodes[0]))
+        let session = Task { try await peer.run() }
+        try await eventually(30, "session open") { await nodes[0].node.connectedPeers.count == 1 }
+        // Three keep-alive ticks (a third of the idle timeout each) without a word: the peer is
+        // pinged and still connected.
+        try await eventually(10, "the keep-alive is set") { clock.deadlines.contains(.seconds(20)) }
+        for tick in 1...3 {
+            clock.advance(by: .seconds(20))
+            try await eventually(10, "keep-alive \(tick) sent") { clock.deadlines.contains(.seconds(20 * (tick + 1))) }
+        }
+        #expect(await nodes[0].node.connectedPeers.count == 1)
+        #expect(dropped(nodes[0], "timeout") == 0)
+        clock.advance(by: .seconds(20))
+        let received = try await session.value
+        #expect(received.filter { if case .ping = $0 { true } else { false } }.count == 3)
+        try await eventually(10, "counted") { dropped(nodes[0], "timeout") == 1 }
     }
 
     // MARK: - Item 4: bounded by progress, not by a round count
@@ -120,7 +153,6 @@ import Testing
         configuration.reconcileFrameLimit = 4096
         configuration.reconcileInterval = .seconds(2)
         let nodes = try await makeCluster("frames", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)  // node 1 holds its grant
         for node in nodes { await node.stop() }
@@ -142,7 +174,6 @@ import Testing
     /// entry it lacks is sent.
     @Test func aReplayingResponderIsCutOffAndWhatItDisclosedIsFetched() async throws {
         let nodes = try await makeCluster("replay", count: 1)
-        defer { Task { await removeAll(nodes) } }
         nodes[0].start()
         let target = nodes[0]
         let key = try await insider(of: target)  // its grant is the node's second entry
@@ -191,7 +222,6 @@ import Testing
         var configuration = testConfiguration()
         configuration.allow = [readOnly.publicKey]
         let nodes = try await makeCluster("allow", count: 2, configuration: configuration)
-        defer { Task { await removeAll(nodes) } }
         try await connectFullMesh(nodes)  // node 1 is a writer (its invite granted it)
         try await eventually(30, "the writer connects") { await nodes[0].node.connectedPeers == [nodes[1].log.nodeKey] }
         let target = nodes[0]
@@ -225,7 +255,6 @@ import Testing
     /// reconciles, and both converge.
     @Test func aRestoredNodeThatWroteBeforeReconnectingIsDetected() async throws {
         let (nodes, backup) = try await convergedPairWithBackup("restorew")
-        defer { Task { await removeAll(nodes) } }
         try await nodes[1].restart()
         try await eventually(90, "session open") { await nodes[0].node.connectedPeers.count == 1 }
         _ = try await nodes[1].log.write((0..<20).map { .put(bucket: "t", key: "b\($0)", value: [2]) })
@@ -253,7 +282,6 @@ import Testing
     /// gives the restore away.
     @Test func aRestoredNodeIsDetectedByTheBatchesItAcknowledged() async throws {
         let (nodes, backup) = try await convergedPairWithBackup("restorea")
-        defer { Task { await removeAll(nodes) } }
         _ = try await nodes[0].log.write((0..<700).map { .put(bucket: "t", key: "k\($0)", value: [1]) })
         try await nodes[1].restart()  // fetches the 700 entries, acknowledging each batch
         _ = try await awaitConvergence(nodes)

@@ -56,6 +56,7 @@ final class TestNode: @unchecked Sendable {
         self.configuration = configuration
         self.options = options
         self.node = try SyncNode(log: log, configuration: withOwnMetrics(configuration), logger: testLogger(path))
+        TestNodes.current?.add(self)
     }
 
     var port: Int { get async throws { try await node.listeningPort() } }
@@ -148,10 +149,16 @@ func connectFullMesh(_ nodes: [TestNode]) async throws {
     }
 }
 
-/// Waits until `condition` holds, checking every 50 ms, for at most `seconds`.
-func eventually(_ seconds: Double = 60, _ what: String, _ condition: () async throws -> Bool) async throws {
+/// Waits until `condition` holds, checking every 50 ms, for at most `seconds`; with a
+/// `clock`, moves it forward by `step` before each check (the nodes' timers fire as if that
+/// much time passed).
+func eventually(
+    _ seconds: Double = 60, _ what: String, advancing clock: ManualClock? = nil, by step: Duration = .seconds(1),
+    _ condition: () async throws -> Bool
+) async throws {
     let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
     while ContinuousClock.now < deadline {
+        clock?.advance(by: step)
         if try await condition() { return }
         try await Task.sleep(for: .milliseconds(50))
     }
@@ -159,11 +166,12 @@ func eventually(_ seconds: Double = 60, _ what: String, _ condition: () async th
     throw CancellationError()
 }
 
-/// Waits until every node holds one and the same head, the same entries and the same state.
-func awaitConvergence(_ nodes: [TestNode], seconds: Double = 60) async throws -> NodeSnapshot {
+/// Waits until every node holds one and the same head, the same entries and the same state
+/// (moving `clock` forward a second before each check, if given).
+func awaitConvergence(_ nodes: [TestNode], seconds: Double = 60, advancing clock: ManualClock? = nil) async throws -> NodeSnapshot {
     var last: [NodeSnapshot] = []
     do {
-        try await eventually(seconds, "convergence") {
+        try await eventually(seconds, "convergence", advancing: clock) {
             last = []
             for node in nodes { last.append(try await node.snapshot()) }
             return last[0].heads.count == 1 && last.allSatisfy { $0 == last[0] }
@@ -188,5 +196,103 @@ func removeAll(_ nodes: [TestNode]) async {
     for node in nodes {
         await node.stop()
         try? FileManager.default.removeItem(atPath: node.path)
+    }
+}
+
+/// The nodes a test made (``TestNode`` registers itself while a test runs under
+/// ``NodeCleanup``).
+final class TestNodes: Sendable {
+    @TaskLocal static var current: TestNodes?
+    private let nodes = Mutex<[TestNode]>([])
+
+    func add(_ node: TestNode) { nodes.withLock { $0.append(node) } }
+
+    /// Stops every node and removes its files, newest first: later nodes dial earlier ones, and
+    /// a listener cancelled with a dial in its accept queue traps in NIO (apple/swift-nio#3481).
+    func removeAll() async { await CairnSyncTests.removeAll(nodes.withLock { $0 }.reversed()) }
+}
+
+/// Stops every node a test made, and waits until each has wound down, when the test ends —
+/// passed, failed or threw — so no node outlives its test (`defer` cannot await).
+struct NodeCleanup: SuiteTrait, TestTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        guard !test.isSuite else { return try await function() }
+        let made = TestNodes()
+        do {
+            try await TestNodes.$current.withValue(made) { try await function() }
+        } catch {
+            await made.removeAll()
+            throw error
+        }
+        await made.removeAll()
+    }
+}
+
+extension Trait where Self == NodeCleanup {
+    /// Every node a test makes is stopped (and awaited) when the test ends.
+    static var stopsNodes: NodeCleanup { NodeCleanup() }
+}
+
+/// A monotonic clock a test advances by hand (``SyncConfiguration/clock``): timers of 10–60 s
+/// fire when the test says, not after waiting them out.
+final class ManualClock: Clock, Sendable {
+    struct Instant: InstantProtocol {
+        var offset: Duration
+        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
+        func duration(to other: Instant) -> Duration { other.offset - offset }
+        static func < (a: Instant, b: Instant) -> Bool { a.offset < b.offset }
+    }
+
+    private struct Sleeper {
+        let deadline: Instant
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var now = Instant(offset: .zero)
+        var nextID = 0
+        var sleepers: [Int: Sleeper] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    var now: Instant { state.withLock { $0.now } }
+    var minimumResolution: Duration { .zero }
+
+    /// When each pending sleep ends, soonest first.
+    var deadlines: [Duration] { state.withLock { $0.sleepers.values.map(\.deadline.offset).sorted() } }
+
+    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+        let id = state.withLock { state in
+            defer { state.nextID += 1 }
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome: Result<Void, any Error>? = state.withLock { state in
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if deadline <= state.now { return .success(()) }
+                    state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        } onCancel: {
+            state.withLock { $0.sleepers.removeValue(forKey: id) }?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Moves time forward and wakes every sleep that is due.
+    func advance(by duration: Duration) {
+        let due = state.withLock { state in
+            state.now = state.now.advanced(by: duration)
+            let now = state.now
+            let due = state.sleepers.filter { $0.value.deadline <= now }
+            for id in due.keys { state.sleepers[id] = nil }
+            return due.values.map(\.continuation)
+        }
+        for continuation in due { continuation.resume() }
     }
 }
