@@ -19,6 +19,12 @@ extension CairnLog {
     /// The highest ingest sequence number: anything above a remembered value is new.
     package func lastSeq() throws -> Int64 { try store.lastSeq() }
 
+    /// The entries a peer was last known to hold, as the sync service recorded them.
+    package func peerHeld(by identity: PublicKey) throws -> [(id: Hash32, hlc: HLC)] { try store.peerHeld(by: identity) }
+
+    /// Records the entries a peer is known to hold (at most 8, newest first).
+    package func savePeerHeld(_ tips: [(id: Hash32, hlc: HLC)], by identity: PublicKey) throws { try store.savePeerHeld(tips, by: identity) }
+
     /// Ids that orphans here are waiting for.
     package func missingParents(limit: Int = 1000) throws -> [Hash32] { try store.missingParents(limit: limit) }
 

@@ -208,4 +208,35 @@ extension LogStore {
     private func optionalInteger(_ value: UInt64?) -> SQLiteValue {
         value.map { .int(Int64(bitPattern: $0)) } ?? .null
     }
+
+    // MARK: - Entries each peer was known to hold
+
+    /// Records the entries `identity` was last known to hold (ids with their HLCs, at most 8),
+    /// in its `peer_status` row (written first by ``savePeerStatus(_:)``).
+    public func savePeerHeld(_ tips: [(id: Hash32, hlc: HLC)], by identity: PublicKey) throws {
+        var bytes: [UInt8] = []
+        for tip in tips.prefix(Self.maxHeldTips) {
+            bytes += tip.id.bytes
+            withUnsafeBytes(of: tip.hlc.rawValue.bigEndian) { bytes += $0 }
+        }
+        try database.writeTransaction {
+            try database.prepare(Schema.savePeerHeld).bind(.blob(identity.bytes), .blob(bytes)).run()
+        }
+    }
+
+    /// The entries `identity` was last known to hold; empty if none was recorded. A malformed
+    /// record (this node's own file, not a peer's input) reads as none.
+    public func peerHeld(by identity: PublicKey) throws -> [(id: Hash32, hlc: HLC)] {
+        try database.readTransaction {
+            let statement = try database.prepare(Schema.peerHeld).bind(.blob(identity.bytes))
+            guard try statement.step(), let bytes = statement.blob(0), bytes.count % 40 == 0, bytes.count <= 40 * Self.maxHeldTips else { return [] }
+            return stride(from: 0, to: bytes.count, by: 40).compactMap { offset in
+                guard let id = Hash32(bytes: Array(bytes[offset..<offset + 32])) else { return nil }
+                let hlc = bytes[offset + 32..<offset + 40].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                return (id, HLC(rawValue: hlc))
+            }
+        }
+    }
+
+    private static var maxHeldTips: Int { 8 }
 }

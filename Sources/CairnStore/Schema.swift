@@ -12,7 +12,7 @@ enum Schema {
         1: createPeerTables,
         2: createWritersTable + orphanPoolV3 + valueStoreV3 + pendingTablesV3 + createChangeLog + backfillChangeLog,
         3: addPeerLagColumns,
-        4: createMergeDefeats,  // filled from the merge entries by LogStore.migrate
+        4: createMergeDefeats + addPeerHeldColumn,  // merge_defeats is filled from the merge entries by LogStore.migrate
     ]
 
     /// A 16 MiB page cache: a log's indexes outgrow SQLite's 2 MiB default quickly, and every
@@ -97,6 +97,7 @@ enum Schema {
         \(createChangeLog)
         \(addPeerLagColumns)
         \(createMergeDefeats)
+        \(addPeerHeldColumn)
         """
 
     /// Schema version 3: the writer set, derived from `writer_events` by the writer-set rule.
@@ -351,6 +352,13 @@ enum Schema {
         ALTER TABLE peer_status ADD COLUMN lag_oldest_ms INTEGER;  -- wall time of the oldest of them (HLC ms)
         ALTER TABLE peer_status ADD COLUMN lag_lower_bound INTEGER NOT NULL DEFAULT 0;  -- 1: lag_entries is a lower bound
         """
+    /// Schema version 5: the entries each peer was last known to hold, so a restored peer is
+    /// detected after this node restarts too (the sync service's `HeldEntries`, encoded).
+    static let addPeerHeldColumn = """
+        ALTER TABLE peer_status ADD COLUMN held BLOB;  -- up to 8 × (entry id 32 bytes, HLC u64 big-endian), newest first
+        """
+    static let savePeerHeld = "UPDATE peer_status SET held = ?2 WHERE identity = ?1"
+    static let peerHeld = "SELECT held FROM peer_status WHERE identity = ?1"
     static let upsertPeer = "INSERT INTO peers(address, identity) VALUES(?1, ?2) ON CONFLICT(address) DO UPDATE SET identity = excluded.identity"
     static let deletePeer = "DELETE FROM peers WHERE address = ?1"
     static let peers = "SELECT address, identity FROM peers ORDER BY address"

@@ -485,10 +485,25 @@ public actor SyncNode: Service {
         return (try? await wantedPeers().contains { $0.identity == key }) ?? false
     }
 
-    /// Entries a peer was known to hold when its last session ended or synced (kept in memory).
-    func held(by identity: PublicKey) -> HeldEntries { heldByPeer[identity] ?? HeldEntries() }
+    /// Entries a peer was known to hold when its last session ended or synced: kept in memory,
+    /// and in its `peer_status` row so that a restart of this node does not forget them.
+    func held(by identity: PublicKey) async -> HeldEntries {
+        if let held = heldByPeer[identity] { return held }
+        var held = HeldEntries()
+        held.insert(((try? await log.peerHeld(by: identity)) ?? []).map { SyncMessage.Tip(id: $0.id, hlc: $0.hlc) })
+        heldByPeer[identity] = held
+        return held
+    }
 
-    func noteHeld(_ held: HeldEntries, by identity: PublicKey) { heldByPeer[identity] = held }
+    func noteHeld(_ held: HeldEntries, by identity: PublicKey) async {
+        guard heldByPeer[identity] != held else { return }
+        heldByPeer[identity] = held
+        do {
+            try await log.savePeerHeld(held.tips.map { ($0.id, $0.hlc) }, by: identity)
+        } catch {
+            logger.warning("could not record the entries a peer holds", metadata: ["error": "\(error)"])
+        }
+    }
 
     /// Called when a batch from a peer was applied: merges wait until traffic settles, and a
     /// catch-up's progress is logged.

@@ -86,7 +86,7 @@ extension LogStore {
         defer { log.cleanup() }
         let expected = try a.defeatSnapshot()
         let path = log.directory.appendingPathComponent("a.db").path
-        try a.database.execute("DROP TABLE merge_defeats; UPDATE meta SET value = 4 WHERE name = 'schema_version'")
+        try a.database.execute("DROP TABLE merge_defeats; ALTER TABLE peer_status DROP COLUMN held; UPDATE meta SET value = 4 WHERE name = 'schema_version'")
 
         let readOnly = try LogStore.open(path: path, options: log.options, readOnly: true)
         let loser = try #require(try readOnly.merges(deciding: "b", key: "k").first?.1.losers.first)

@@ -125,14 +125,14 @@ import Testing
         // Make it what schema version 1 wrote: no peer tables.
         do {
             let db = try Database(path: path, mode: .readWrite)
-            try db.execute("DROP TABLE peers; DROP TABLE peer_status; DROP TABLE writers; DROP TABLE changes; UPDATE meta SET value = 1 WHERE name = 'schema_version'")
+            try db.execute("DROP TABLE peers; DROP TABLE peer_status; DROP TABLE writers; DROP TABLE changes; DROP TABLE merge_defeats; UPDATE meta SET value = 1 WHERE name = 'schema_version'")
         }
         // A read-only connection reads it as it is.
         #expect(try LogStore.open(path: path, options: log.options, readOnly: true).heads() == heads)
         #expect(try schemaVersion(path) == 1)
         // A read-write open migrates it, keeping everything.
         let reopened = try LogStore.open(path: path, options: log.options)
-        #expect(try schemaVersion(path) == 4)
+        #expect(try schemaVersion(path) == 5)
         #expect(try reopened.heads() == heads)
         #expect(try reopened.writers().map(\.key) == [log.admin.publicKey], "the writer set is derived on migration")
         #expect(try reopened.peers().isEmpty)
@@ -146,8 +146,8 @@ import Testing
         defer { log.cleanup() }
         let path = log.directory.appendingPathComponent("new.db").path
         _ = try LogStore.create(path: path, genesis: log.genesis, options: log.options)
-        try Database(path: path, mode: .readWrite).execute("UPDATE meta SET value = 5 WHERE name = 'schema_version'")
-        #expect(throws: StoreError.unsupportedSchema(found: 5, expected: 4)) { try LogStore.open(path: path) }
+        try Database(path: path, mode: .readWrite).execute("UPDATE meta SET value = 6 WHERE name = 'schema_version'")
+        #expect(throws: StoreError.unsupportedSchema(found: 6, expected: 5)) { try LogStore.open(path: path) }
     }
 
     private func schemaVersion(_ path: String) throws -> Int64 {

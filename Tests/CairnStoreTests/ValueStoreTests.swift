@@ -127,6 +127,8 @@ import Testing
                 ALTER TABLE peer_status DROP COLUMN lag_oldest_ms;
                 ALTER TABLE peer_status DROP COLUMN lag_lower_bound;
                 DROP TABLE changes;
+                DROP TABLE merge_defeats;
+                ALTER TABLE peer_status DROP COLUMN held;
                 UPDATE meta SET value = 2 WHERE name = 'schema_version';
                 """)
         }

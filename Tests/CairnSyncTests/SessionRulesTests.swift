@@ -277,6 +277,33 @@ import Testing
         #expect(converged.state.count == 45)
     }
 
+    /// What a peer was known to hold outlives a restart of the node that knew it (kept in
+    /// `peer_status`): both nodes restart, one of them from an old copy that then writes, and
+    /// the other still detects the restore.
+    @Test func aRestoreIsDetectedAfterTheDetectingNodeRestartedToo() async throws {
+        let (nodes, backup) = try await convergedPairWithBackup("restorer")
+        defer { Task { await removeAll(nodes) } }
+        try await nodes[1].restart()
+        try await eventually(90, "session open") { await nodes[0].node.connectedPeers.count == 1 }
+        _ = try await nodes[1].log.write((0..<20).map { .put(bucket: "t", key: "b\($0)", value: [2]) })
+        _ = try await awaitConvergence(nodes)
+
+        await nodes[0].stop()
+        try await restore(nodes[1], from: backup)
+        do {
+            let restored = try CairnLog.open(at: nodes[1].path)
+            _ = try await restored.write((0..<5).map { .put(bucket: "t", key: "r\($0)", value: [5]) })
+        }
+        try await nodes[0].restart()
+        try await nodes[1].restart()
+        try await nodes[1].dial(nodes[0])  // node 0 listens on a new port since its restart
+        try await eventually(90, "node 0 detects the restore") {
+            metric(nodes[0].node, "cairn_reconcile_fallbacks_total{reason=\"restored\"}") >= 1
+        }
+        _ = try await awaitConvergence(nodes)
+        #expect(try await nodes[1].log.get("t", "b19") == [2])
+    }
+
     /// A node that only received (a fetch it acknowledged batch by batch) and is then put back
     /// to the copy it started from shows the very heads it showed before; what it acknowledged
     /// gives the restore away.
