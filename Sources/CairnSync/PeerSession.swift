@@ -747,6 +747,7 @@ actor PeerSession {
         if let identity { await node.noteHeld(machine.held, by: identity) }
         await noteLag(entries: 0, exact: true, oldest: nil, save: false)
         await saveStatus()
+        await node.noteSynced()
     }
 
     // MARK: - Lag: how far this node is behind the peer

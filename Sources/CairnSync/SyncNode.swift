@@ -517,29 +517,39 @@ public actor SyncNode: Service {
         catchUp = progress
     }
 
-    /// Logs a catch-up's progress every 10,000 entries or 5 s, and its completion (no entries
-    /// for a second) with the count and the rate. Small trickles (pushes) are not logged.
+    /// A session finished a sync (its fetch or reconciliation round left nothing lacking): a
+    /// catch-up in progress is complete.
+    func noteSynced() {
+        guard let progress = catchUp else { return }
+        finishCatchUp(progress, at: clock.now)
+    }
+
+    /// Logs a catch-up's progress every 10,000 entries or 5 s, and its completion — when a
+    /// session says it is synced, or after 5 s without entries (a burst of pushes) — with the
+    /// count and the rate. Small trickles (pushes) are not logged.
     private func reportCatchUp() async throws {
         while true {
             try await clock.sleep(for: .milliseconds(250))
             guard var progress = catchUp else { continue }
             let now = clock.now
-            let elapsed = max(0.001, Double((now - progress.started).milliseconds) / 1000)
-            let rate = Int(Double(progress.entries) / elapsed)
-            if now - progress.last >= .seconds(1) {
-                if progress.entries >= CatchUpProgress.minimum {
-                    logger.info("caught up", metadata: ["entries": "\(progress.entries)", "seconds": "\(elapsed)", "per_second": "\(rate)"])
-                }
-                catchUp = nil
+            if now - progress.last >= .seconds(5) {
+                finishCatchUp(progress, at: now)
             } else if progress.entries >= CatchUpProgress.minimum,
                 progress.entries - progress.reported >= 10_000 || now - progress.reportedAt >= .seconds(5)
             {
-                logger.info("catching up", metadata: ["entries": "\(progress.entries)", "seconds": "\(elapsed)", "per_second": "\(rate)"])
+                logger.info("catching up", metadata: ["entries": "\(progress.entries)", "seconds": "\(progress.seconds(at: now))", "per_second": "\(progress.rate(at: now))"])
                 progress.reported = progress.entries
                 progress.reportedAt = now
                 catchUp = progress
             }
         }
+    }
+
+    private func finishCatchUp(_ progress: CatchUpProgress, at now: Duration) {
+        if progress.entries >= CatchUpProgress.minimum {
+            logger.info("caught up", metadata: ["entries": "\(progress.entries)", "seconds": "\(progress.seconds(at: now))", "per_second": "\(progress.rate(at: now))"])
+        }
+        catchUp = nil
     }
 
     // MARK: - Push, merge, upkeep
@@ -710,6 +720,9 @@ struct CatchUpProgress {
         self.last = started
         self.reportedAt = started
     }
+
+    func seconds(at now: Duration) -> Double { max(0.001, Double((now - started).milliseconds) / 1000) }
+    func rate(at now: Duration) -> Int { Int(Double(entries) / seconds(at: now)) }
 }
 
 /// Counts inbound connections, in all and per IP address, against their limits. Synchronous
