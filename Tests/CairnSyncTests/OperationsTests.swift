@@ -95,7 +95,7 @@ import Testing
         configuration.batchEntries = 20
         configuration.window = 1
         let nodes = try await makeCluster("lag", count: 2, configuration: configuration)
-        for batch in 0..<6 {
+        for batch in 0..<2 {
             _ = try await nodes[0].log.write((0..<500).map { .put(bucket: "bulk", key: "k\(batch)-\($0)", value: [1]) })
         }
         nodes[0].start()
@@ -119,7 +119,7 @@ import Testing
         }
         let label = String(nodes[0].log.nodeKey.hex.prefix(16))
         #expect(metric(nodes[1].node, "cairn_peer_lag_entries{peer=\"\(label)\"}") == 0)
-        #expect(metric(nodes[1].node, "cairn_peer_entries_received_total{peer=\"\(label)\"}") >= 3000)
+        #expect(metric(nodes[1].node, "cairn_peer_entries_received_total{peer=\"\(label)\"}") >= 1000)
     }
 
     /// Metrics go to the factory the configuration names, not a process-wide registry: an
