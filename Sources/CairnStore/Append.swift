@@ -74,8 +74,8 @@ extension LogStore {
     }
 
     /// The writes as a chain, each the child of the one before, the first a child of `heads`.
-    /// Bodies are hashed in order (a child names its parent's id) and signed in parallel, then
-    /// applied in order.
+    /// Bodies are hashed in order (a child names its parent's id); a long chain is then signed
+    /// on another core while this queue applies the entries signed so far, in order.
     private func appendChain(_ writes: [LocalWrite], after heads: [Head], signer: SigningKey) throws -> [SignedEntry] {
         if let newest = heads.map(\.hlc).max() { clock.adopt(newest) }
         var parents = heads.map(\.id)
@@ -89,12 +89,12 @@ extension LogStore {
             }
             parents = [unsigned[unsigned.count - 1].id]
         }
-        let threads = unsigned.count >= 64 ? options.verifierThreads : 1
         let ids = unsigned.map(\.id.bytes)
-        let signatures = parallelMap(count: ids.count, threads: threads) { signer.sign(ids[$0]) }
+        let pipeline = ids.count >= PipelinedSignatures.chunk && options.verifierThreads > 1 ? PipelinedSignatures(ids: ids, signer: signer) : nil
+        defer { pipeline?.finish() }
         var written: [SignedEntry] = []
         for (index, write) in writes.enumerated() {
-            let entry = SignedEntry(unsigned[index], signature: signatures[index])
+            let entry = SignedEntry(unsigned[index], signature: pipeline?.signature(index) ?? signer.sign(ids[index]))
             try authorizeAndApply(entry, value: write.value)
             written.append(entry)
         }
