@@ -1,0 +1,353 @@
+import Cairn
+import CairnTestSupport
+import Foundation
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `cairn-bench mesh [--nodes 10,25,50] [--writes 1000] [--peers 3] [--seed S]`: issue #9's mesh.
+/// For each size N, one log and N data directories, each served by its own `cairn serve`
+/// process (the binary beside this one) with a sparse random peer list of `peers` or
+/// `peers + 1` others (seeded; the union graph connected). Once every session is open and the
+/// first anti-entropy rounds are over, `writes` puts spread round-robin over the nodes (a quarter
+/// as many keys, so versions collide and merges happen) are written through each node's data
+/// directory from this process — its daemon finds them by its commit poll, as it finds the CLI's.
+/// Prints the time until every node holds the same entries and the same single head, and the
+/// wire bytes every daemon sent meanwhile (`cairn_wire_bytes_total`, scraped from `/metrics`)
+/// per new entry per node, which must not grow with N.
+struct MeshBenchmark {
+    let sizes: [Int]
+    let writes: Int
+    let peers: Int
+    let seed: UInt64
+
+    init(arguments: [String]) {
+        let nodes = arguments.firstIndex(of: "--nodes").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+        sizes = nodes.map { $0.split(separator: ",").compactMap { Int($0) }.filter { $0 >= 2 } } ?? [10, 25, 50]
+        writes = BenchMain.option("--writes", in: arguments) ?? 1000
+        peers = max(1, BenchMain.option("--peers", in: arguments) ?? 3)
+        seed = arguments.firstIndex(of: "--seed").flatMap { $0 + 1 < arguments.count ? UInt64(arguments[$0 + 1]) : nil }
+            ?? UInt64.random(in: 0...UInt64.max)
+    }
+
+    func run() async throws {
+        let cairn = cairnBinary(for: "mesh")
+        print("mesh: \(writes) writes, \(peers)–\(peers + 1) peers per node, seed \(seed) (replay with --seed \(seed)); load \(loadAverage())")
+        print(" nodes  links  writes   converge   entries  merges   wire KB sent   B/entry/node   entries sent/entry/node   rbsr B/entry/node")
+        for size in sizes {
+            var random = SplitMix64(seed: seed &+ UInt64(size))
+            let graph = MeshGraph.random(nodes: size, peers: peers, using: &random)
+            let result = try await MeshRun(cairn: cairn, graph: graph, writes: writes, random: random).measure()
+            print(result.row + "   load \(loadAverage())")
+        }
+    }
+
+    private func loadAverage() -> String {
+        var loads = [Double](repeating: 0, count: 3)
+        return getloadavg(&loads, 3) == 3 ? String(format: "%.1f %.1f %.1f", loads[0], loads[1], loads[2]) : "?"
+    }
+}
+
+/// Who dials whom: node `i` dials each of `peers[i]`. Sessions are one per pair, whoever dialed,
+/// so the mesh is the undirected union of the lists.
+struct MeshGraph {
+    let peers: [[Int]]
+
+    var count: Int { peers.count }
+
+    /// Each node's neighbours in the union graph.
+    var neighbours: [Set<Int>] {
+        var result = [Set<Int>](repeating: [], count: count)
+        for (node, list) in peers.enumerated() {
+            for peer in list {
+                result[node].insert(peer)
+                result[peer].insert(node)
+            }
+        }
+        return result
+    }
+
+    var links: Int { neighbours.reduce(0) { $0 + $1.count } / 2 }
+
+    /// Lists of `peers` or `peers + 1` distinct other nodes, drawn again until the union graph is
+    /// connected (with three or more peers each the first draw almost always is).
+    static func random(nodes: Int, peers: Int, using random: inout SplitMix64) -> MeshGraph {
+        let size = min(peers, nodes - 1)
+        while true {
+            let lists = (0..<nodes).map { node in
+                let wanted = min(size + Int(random.next() % 2), nodes - 1)
+                return Array((0..<nodes).filter { $0 != node }.shuffled(using: &random).prefix(wanted))
+            }
+            let graph = MeshGraph(peers: lists)
+            if graph.isConnected { return graph }
+        }
+    }
+
+    var isConnected: Bool {
+        let neighbours = neighbours
+        var seen: Set<Int> = [0]
+        var work = [0]
+        while let node = work.popLast() {
+            for next in neighbours[node] where seen.insert(next).inserted { work.append(next) }
+        }
+        return seen.count == count
+    }
+}
+
+/// One mesh of `cairn serve` processes, from set-up to clean stop.
+struct MeshRun {
+    let cairn: String
+    let graph: MeshGraph
+    let writes: Int
+    let random: SplitMix64
+
+    struct Result {
+        let nodes: Int
+        let links: Int
+        let writes: Int
+        let seconds: Double
+        let entries: Int
+        let merges: Int
+        let wireBytes: Double
+        let entriesSent: Double
+        let reconcileBytes: Double
+
+        var row: String {
+            let perEntryNode = Double(entries * nodes)
+            return String(format: "%6d %6d %7d %8.2f s %9d %7d %14.1f %14.0f %25.2f %19.0f", nodes, links, writes, seconds, entries, merges,
+                          wireBytes / 1000, wireBytes / perEntryNode, entriesSent / perEntryNode, reconcileBytes / perEntryNode)
+        }
+    }
+
+    func measure() async throws -> Result {
+        let root = scratchDirectory("mesh-\(graph.count)")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let logs = try await makeNodes(in: root)
+        var daemons: [ServeProcess] = []
+        defer { for daemon in daemons { daemon.kill() } }
+        // Started together (each takes a moment to open its log), then waited for in turn.
+        for index in 0..<graph.count {
+            daemons.append(try ServeProcess(
+                cairn: cairn, dataDirectory: logs[index].directory.path, logFile: root + "/serve-\(index).log",
+                arguments: ["--max-inbound-per-address", "\(graph.count)"]))
+        }
+        for daemon in daemons { try daemon.awaitListening() }
+        for (index, list) in graph.peers.enumerated() {
+            for peer in list { try await logs[index].addPeer(PeerAddress(address: daemons[peer].address)) }
+        }
+        try await awaitSessions(daemons)
+        let before = try await quiet(daemons)
+        let initialEntries = try await logs[0].counts().entries
+
+        let start = ContinuousClock.now
+        let keys = max(1, writes / 4)
+        var random = random
+        for write in 0..<writes {
+            _ = try await logs[write % logs.count].put("mesh", "k\(random.next() % UInt64(keys))", Array("w\(write)".utf8))
+        }
+        try await awaitConvergence(logs)
+        let elapsed = ContinuousClock.now - start
+        let after = try await quiet(daemons)
+
+        for daemon in daemons { daemon.terminate() }
+        for daemon in daemons {
+            let status = await daemon.exitStatus()
+            if status != 0 { print("cairn serve \(daemon.address) exited with status \(status):\n\(daemon.logTail())") }
+        }
+        let entries = try await logs[0].counts().entries - initialEntries
+        let merges = try await logs[0].log(LogFilter()).filter { if case .merge = $0.entry.payload { true } else { false } }.count
+        return Result(
+            nodes: graph.count, links: graph.links, writes: writes,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, entries: entries, merges: merges,
+            wireBytes: after.wireBytesSent - before.wireBytesSent, entriesSent: after.entriesSent - before.entriesSent,
+            reconcileBytes: after.reconcileBytesSent - before.reconcileBytesSent)
+    }
+
+    /// One log (its genesis on node 0), every other node joined by invite, then node 0's
+    /// database — which holds every grant — copied to all: each node may write at once.
+    private func makeNodes(in root: String) async throws -> [CairnLog] {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let origin = try CairnLog.create(at: root + "/node-0", name: "mesh")
+        var paths: [String] = []
+        for index in 1..<graph.count {
+            let path = root + "/node-\(index)"
+            _ = try CairnLog.join(at: path, invite: try await origin.invite(address: nil, role: .writer))
+            paths.append(path)
+        }
+        var logs = [origin]
+        for path in paths {
+            try copyDatabase(from: origin.directory.databasePath, to: path + "/cairn.db")
+            logs.append(try CairnLog.open(at: path))
+        }
+        return logs
+    }
+
+    /// Waits until every node has a session with each of its neighbours.
+    private func awaitSessions(_ daemons: [ServeProcess]) async throws {
+        let neighbours = graph.neighbours
+        var index = 0
+        while index < daemons.count {
+            if try await daemons[index].scrape().value("cairn_peers_connected") >= Double(neighbours[index].count) {
+                index += 1
+            } else {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Waits until no entry moves and no reconciliation runs for half a second (pings go on),
+    /// and returns the counters summed over the nodes.
+    private func quiet(_ daemons: [ServeProcess]) async throws -> MeshCounters {
+        var last = try await MeshCounters(daemons)
+        while true {
+            try await Task.sleep(for: .milliseconds(500))
+            let now = try await MeshCounters(daemons)
+            if now.activity == last.activity { return now }
+            last = now
+        }
+    }
+
+    /// Polls every node's heads and entry count until all hold the same single head and the
+    /// same number of entries (read through this process's own connections).
+    private func awaitConvergence(_ logs: [CairnLog]) async throws {
+        while true {
+            var states: Set<MeshNodeState> = []
+            for log in logs { states.insert(MeshNodeState(heads: try await log.heads().map(\.id), entries: try await log.counts().entries)) }
+            if states.count == 1, states.first?.heads.count == 1 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
+/// What convergence compares between nodes.
+struct MeshNodeState: Hashable {
+    let heads: [Hash32]
+    let entries: Int
+}
+
+/// Counters summed over every node of a mesh.
+struct MeshCounters {
+    var wireBytesSent = 0.0
+    var entriesSent = 0.0
+    var reconcileBytesSent = 0.0
+    var reconcileRounds = 0.0
+    var entriesReceived = 0.0
+
+    init(_ daemons: [ServeProcess]) async throws {
+        for daemon in daemons {
+            let page = try await daemon.scrape()
+            wireBytesSent += page.value(#"cairn_wire_bytes_total{direction="sent"}"#)
+            entriesSent += page.value("cairn_entries_sent_total")
+            entriesReceived += page.value("cairn_entries_received_total")
+            reconcileBytesSent += page.value(#"cairn_rbsr_bytes_total{direction="sent"}"#)
+            reconcileRounds += page.value("cairn_rbsr_rounds_total")
+        }
+    }
+
+    /// What moves only while the mesh is still syncing.
+    var activity: [Double] { [entriesSent, entriesReceived, reconcileRounds] }
+}
+
+/// A `cairn serve` process of the mesh: listening on a free port, metrics on another, logs in
+/// a file.
+final class ServeProcess {
+    private let process = Process()
+    private let output = Pipe()
+    private let logFile: String
+    private(set) var address = ""
+    private var metricsPort = 0
+
+    /// Starts `cairn --data-dir DIR serve --listen 127.0.0.1:0 --metrics 127.0.0.1:0 arguments…`.
+    ///
+    /// - Throws: if the process cannot be started.
+    init(cairn: String, dataDirectory: String, logFile: String, arguments: [String]) throws {
+        self.logFile = logFile
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
+        process.executableURL = URL(fileURLWithPath: cairn)
+        process.arguments = ["--data-dir", dataDirectory, "serve", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "CAIRN_DIR")
+        process.environment = environment
+        process.standardOutput = output
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// Reads the `listening HOST:PORT node KEY` line (printed once every listener is bound) and
+    /// the metrics port the log reported before it.
+    ///
+    /// - Throws: ``MeshError`` if the daemon stopped instead.
+    func awaitListening() throws {
+        var line = Data()
+        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+        let words = String(decoding: line, as: UTF8.self).split(separator: " ")
+        let port = logTail().split(separator: "\n").first { $0.contains("serving metrics") }?
+            .split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) }
+        guard words.count == 4, words[0] == "listening", let port else {
+            throw MeshError("cairn serve did not start: \(String(decoding: line, as: UTF8.self))\n\(logTail())")
+        }
+        address = String(words[1])
+        metricsPort = port
+    }
+
+    /// `GET /metrics`.
+    ///
+    /// - Throws: if the endpoint cannot be reached.
+    func scrape() async throws -> MetricsPage {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: metricsPort) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let text = try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+            var text = ""
+            for try await buffer in inbound { text += String(buffer: buffer) }
+            return text
+        }
+        return MetricsPage(text: text)
+    }
+
+    /// Asks the daemon to stop (SIGTERM: sessions close, the log is left clean).
+    func terminate() { Glibc.kill(process.processIdentifier, SIGTERM) }
+
+    /// Waits for the process to exit; its status.
+    func exitStatus() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { [process] in
+                process.waitUntilExit()
+                continuation.resume(returning: process.terminationStatus)
+            }
+        }
+    }
+
+    /// Kills a daemon still running (the benchmark failed half-way).
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+    }
+
+    func logTail() -> String {
+        String(((try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "").suffix(4000))
+    }
+}
+
+/// A page of Prometheus text.
+struct MetricsPage {
+    let text: String
+
+    /// The value of one series, e.g. `cairn_wire_bytes_total{direction="sent"}`; 0 when absent.
+    func value(_ series: String) -> Double {
+        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        return 0
+    }
+}
+
+struct MeshError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
