@@ -36,7 +36,7 @@ struct MeshBenchmark {
     func run() async throws {
         let cairn = cairnBinary(for: "mesh")
         print("mesh: \(writes) writes, \(peers)–\(peers + 1) peers per node, seed \(seed) (replay with --seed \(seed)); load \(loadAverage())")
-        print(" nodes  links  writes   converge   entries  merges   wire KB sent   B/entry/node   entries sent/entry/node   rbsr B/entry/node")
+        print(" nodes  links  writes  writing  converge  entries  merges (sync)  daemon CPU  wire KB sent  B/entry/node  entries sent/entry/node  rbsr B/entry/node")
         for size in sizes {
             var random = SplitMix64(seed: seed &+ UInt64(size))
             let graph = MeshGraph.random(nodes: size, peers: peers, using: &random)
@@ -73,13 +73,19 @@ struct MeshGraph {
     var links: Int { neighbours.reduce(0) { $0 + $1.count } / 2 }
 
     /// Lists of `peers` or `peers + 1` distinct other nodes, drawn again until the union graph is
-    /// connected (with three or more peers each the first draw almost always is).
+    /// connected (with three or more peers each the first draw almost always is). A node is not
+    /// given one that already dials it, while others are left: two lists naming each other make
+    /// one link, and a small mesh would have fewer links per node than a large one — the cost
+    /// per node follows the links per node, so sizes compare only at the same degree.
     static func random(nodes: Int, peers: Int, using random: inout SplitMix64) -> MeshGraph {
-        let size = min(peers, nodes - 1)
         while true {
-            let lists = (0..<nodes).map { node in
-                let wanted = min(size + Int(random.next() % 2), nodes - 1)
-                return Array((0..<nodes).filter { $0 != node }.shuffled(using: &random).prefix(wanted))
+            var lists = [[Int]](repeating: [], count: nodes)
+            for node in 0..<nodes {
+                let wanted = min(peers + Int(random.next() % 2), nodes - 1)
+                let (fresh, dialingUs) = (0..<nodes).filter { $0 != node }.shuffled(using: &random).reduce(into: ([Int](), [Int]())) {
+                    if lists[$1].contains(node) { $0.1.append($1) } else { $0.0.append($1) }
+                }
+                lists[node] = Array((fresh + dialingUs).prefix(wanted))
             }
             let graph = MeshGraph(peers: lists)
             if graph.isConnected { return graph }
@@ -108,23 +114,27 @@ struct MeshRun {
         let nodes: Int
         let links: Int
         let writes: Int
-        let seconds: Double
+        /// Writing the puts, and from the first put until every node agrees.
+        let writing: Double
+        let converging: Double
         let entries: Int
         let merges: Int
-        let wireBytes: Double
-        let entriesSent: Double
-        let reconcileBytes: Double
+        let counters: MeshCounters
+        /// CPU seconds (user + system) the daemons used in all, start to stop.
+        let daemonCPU: Double
 
         var row: String {
             let perEntryNode = Double(entries * nodes)
-            return String(format: "%6d %6d %7d %8.2f s %9d %7d %14.1f %14.0f %25.2f %19.0f", nodes, links, writes, seconds, entries, merges,
-                          wireBytes / 1000, wireBytes / perEntryNode, entriesSent / perEntryNode, reconcileBytes / perEntryNode)
+            return String(format: "%6d %6d %7d %6.2f s %7.2f s %8d %7d (%4.0f) %9.1f s %13.1f %13.0f %24.2f %18.0f", nodes, links, writes, writing,
+                          converging, entries, merges, counters.mergesWritten, daemonCPU, counters.wireBytesSent / 1000,
+                          counters.wireBytesSent / perEntryNode, counters.entriesSent / perEntryNode, counters.reconcileBytesSent / perEntryNode)
         }
     }
 
     func measure() async throws -> Result {
         let root = scratchDirectory("mesh-\(graph.count)")
         defer { try? FileManager.default.removeItem(atPath: root) }
+        let cpuBefore = childrenCPUSeconds()
         let logs = try await makeNodes(in: root)
         var daemons: [ServeProcess] = []
         defer { for daemon in daemons { daemon.kill() } }
@@ -148,8 +158,9 @@ struct MeshRun {
         for write in 0..<writes {
             _ = try await logs[write % logs.count].put("mesh", "k\(random.next() % UInt64(keys))", Array("w\(write)".utf8))
         }
+        let written = ContinuousClock.now
         try await awaitConvergence(logs)
-        let elapsed = ContinuousClock.now - start
+        let converged = ContinuousClock.now
         let after = try await quiet(daemons)
 
         for daemon in daemons { daemon.terminate() }
@@ -160,10 +171,8 @@ struct MeshRun {
         let entries = try await logs[0].counts().entries - initialEntries
         let merges = try await logs[0].log(LogFilter()).filter { if case .merge = $0.entry.payload { true } else { false } }.count
         return Result(
-            nodes: graph.count, links: graph.links, writes: writes,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, entries: entries, merges: merges,
-            wireBytes: after.wireBytesSent - before.wireBytesSent, entriesSent: after.entriesSent - before.entriesSent,
-            reconcileBytes: after.reconcileBytesSent - before.reconcileBytesSent)
+            nodes: graph.count, links: graph.links, writes: writes, writing: (written - start).inSeconds, converging: (converged - start).inSeconds,
+            entries: entries, merges: merges, counters: after - before, daemonCPU: childrenCPUSeconds() - cpuBefore)
     }
 
     /// One log (its genesis on node 0), every other node joined by invite, then node 0's
@@ -230,25 +239,44 @@ struct MeshNodeState: Hashable {
 
 /// Counters summed over every node of a mesh.
 struct MeshCounters {
-    var wireBytesSent = 0.0
-    var entriesSent = 0.0
-    var reconcileBytesSent = 0.0
-    var reconcileRounds = 0.0
-    var entriesReceived = 0.0
+    static let series = [
+        #"cairn_wire_bytes_total{direction="sent"}"#, "cairn_entries_sent_total", "cairn_entries_received_total",
+        #"cairn_rbsr_bytes_total{direction="sent"}"#, "cairn_rbsr_rounds_total", "cairn_merges_written_total",
+    ]
+    private var values: [Double]
+
+    var wireBytesSent: Double { values[0] }
+    var entriesSent: Double { values[1] }
+    var reconcileBytesSent: Double { values[3] }
+    /// Merges the daemons wrote after sync (the rest are written with local writes).
+    var mergesWritten: Double { values[5] }
+    /// What moves only while the mesh is still syncing (pings go on).
+    var activity: [Double] { [values[1], values[2], values[4]] }
+
+    private init(values: [Double]) { self.values = values }
 
     init(_ daemons: [ServeProcess]) async throws {
+        values = Self.series.map { _ in 0 }
         for daemon in daemons {
             let page = try await daemon.scrape()
-            wireBytesSent += page.value(#"cairn_wire_bytes_total{direction="sent"}"#)
-            entriesSent += page.value("cairn_entries_sent_total")
-            entriesReceived += page.value("cairn_entries_received_total")
-            reconcileBytesSent += page.value(#"cairn_rbsr_bytes_total{direction="sent"}"#)
-            reconcileRounds += page.value("cairn_rbsr_rounds_total")
+            for (index, series) in Self.series.enumerated() { values[index] += page.value(series) }
         }
     }
 
-    /// What moves only while the mesh is still syncing.
-    var activity: [Double] { [entriesSent, entriesReceived, reconcileRounds] }
+    static func - (after: MeshCounters, before: MeshCounters) -> MeshCounters {
+        MeshCounters(values: zip(after.values, before.values).map { $0 - $1 })
+    }
+}
+
+/// CPU seconds (user + system) used by this process's children that were waited for.
+func childrenCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+extension Duration {
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 /// A `cairn serve` process of the mesh: listening on a free port, metrics on another, logs in
