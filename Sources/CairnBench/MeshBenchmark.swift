@@ -36,7 +36,7 @@ struct MeshBenchmark {
     func run() async throws {
         let cairn = cairnBinary(for: "mesh")
         print("mesh: \(writes) writes, \(peers)–\(peers + 1) peers per node, seed \(seed) (replay with --seed \(seed)); load \(loadAverage())")
-        print(" nodes  links  writes  writing  converge  entries  merges (sync)  daemon CPU  wire KB sent  B/entry/node  entries sent/entry/node  rbsr B/entry/node")
+        print(" nodes  links  writes  writing  converge  entries  merges (sync)  daemon CPU  wire KB sent  B/entry/node  B/entry/link  entries sent/entry/node  rbsr B/entry/node")
         for size in sizes {
             var random = SplitMix64(seed: seed &+ UInt64(size))
             let graph = MeshGraph.random(nodes: size, peers: peers, using: &random)
@@ -125,9 +125,10 @@ struct MeshRun {
 
         var row: String {
             let perEntryNode = Double(entries * nodes)
-            return String(format: "%6d %6d %7d %6.2f s %7.2f s %8d %7d (%4.0f) %9.1f s %13.1f %13.0f %24.2f %18.0f", nodes, links, writes, writing,
-                          converging, entries, merges, counters.mergesWritten, daemonCPU, counters.wireBytesSent / 1000,
-                          counters.wireBytesSent / perEntryNode, counters.entriesSent / perEntryNode, counters.reconcileBytesSent / perEntryNode)
+            return String(format: "%6d %6d %7d %6.2f s %7.2f s %8d %7d (%4.0f) %9.1f s %13.1f %13.0f %13.0f %24.2f %18.0f", nodes, links, writes,
+                          writing, converging, entries, merges, counters.mergesWritten, daemonCPU, counters.wireBytesSent / 1000,
+                          counters.wireBytesSent / perEntryNode, counters.wireBytesSent / Double(entries * links), counters.entriesSent / perEntryNode,
+                          counters.reconcileBytesSent / perEntryNode)
         }
     }
 
