@@ -42,6 +42,7 @@ struct MeshBenchmark {
             let graph = MeshGraph.random(nodes: size, peers: peers, using: &random)
             let result = try await MeshRun(cairn: cairn, graph: graph, writes: writes, random: random).measure()
             print(result.row + "   load \(loadAverage())")
+            print("        " + result.counters.diagnostics)
         }
     }
 
@@ -243,7 +244,10 @@ struct MeshCounters {
     static let series = [
         #"cairn_wire_bytes_total{direction="sent"}"#, "cairn_entries_sent_total", "cairn_entries_received_total",
         #"cairn_rbsr_bytes_total{direction="sent"}"#, "cairn_rbsr_rounds_total", "cairn_merges_written_total",
+        #"cairn_fetches_total{outcome="complete"}"#, #"cairn_fetches_total{outcome="too_large"}"#,
     ]
+    /// Series summed over all their labels: what the diagnostic line counts.
+    static let families = ["cairn_sessions_dropped_total", "cairn_entries_rejected_total", "cairn_reconcile_fallbacks_total"]
     private var values: [Double]
 
     var wireBytesSent: Double { values[0] }
@@ -254,13 +258,22 @@ struct MeshCounters {
     /// What moves only while the mesh is still syncing (pings go on).
     var activity: [Double] { [values[1], values[2], values[4]] }
 
+    /// Where bytes went besides pushes: delta fetches, reconciliation, sessions lost.
+    var diagnostics: String {
+        let families = Self.families.enumerated().map { "\($1) \(Int(values[Self.series.count + $0]))" }
+        let redundant = values[1] > 0 ? 100 * (values[1] - values[2]) / values[1] : 0
+        return String(format: "entries sent %.0f, applied where received %.0f (%.0f%% of the sent were held already), rbsr rounds %.0f, fetches %.0f (+%.0f too large), ",
+                      values[1], values[2], redundant, values[4], values[6], values[7]) + families.joined(separator: ", ")
+    }
+
     private init(values: [Double]) { self.values = values }
 
     init(_ daemons: [ServeProcess]) async throws {
-        values = Self.series.map { _ in 0 }
+        values = (Self.series + Self.families).map { _ in 0 }
         for daemon in daemons {
             let page = try await daemon.scrape()
             for (index, series) in Self.series.enumerated() { values[index] += page.value(series) }
+            for (index, family) in Self.families.enumerated() { values[Self.series.count + index] += page.sum(family) }
         }
     }
 
@@ -373,6 +386,12 @@ struct MetricsPage {
             return Double(line.dropFirst(series.count + 1).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         }
         return 0
+    }
+
+    /// The sum of every series of a metric, whatever its labels.
+    func sum(_ metric: String) -> Double {
+        text.split(separator: "\n").filter { $0.hasPrefix(metric + "{") || $0.hasPrefix(metric + " ") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
     }
 }
 
