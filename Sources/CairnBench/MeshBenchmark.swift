@@ -200,12 +200,11 @@ struct MeshRun {
     private func awaitSessions(_ daemons: [ServeProcess]) async throws {
         let neighbours = graph.neighbours
         var index = 0
-        while index < daemons.count {
-            if try await daemons[index].scrape().value("cairn_peers_connected") >= Double(neighbours[index].count) {
+        try await poll(every: .milliseconds(200), "node \(index) to open a session with each of its \(neighbours[index].count) peers") {
+            while index < daemons.count, try await daemons[index].scrape().value("cairn_peers_connected") >= Double(neighbours[index].count) {
                 index += 1
-            } else {
-                try await Task.sleep(for: .milliseconds(200))
             }
+            return index == daemons.count
         }
     }
 
@@ -213,22 +212,32 @@ struct MeshRun {
     /// and returns the counters summed over the nodes.
     private func quiet(_ daemons: [ServeProcess]) async throws -> MeshCounters {
         var last = try await MeshCounters(daemons)
-        while true {
-            try await Task.sleep(for: .milliseconds(500))
-            let now = try await MeshCounters(daemons)
-            if now.activity == last.activity { return now }
-            last = now
+        var now = last
+        try await poll(every: .milliseconds(500), "the mesh to go quiet") {
+            (last, now) = (now, try await MeshCounters(daemons))
+            return now.activity == last.activity
         }
+        return now
     }
 
     /// Polls every node's heads and entry count until all hold the same single head and the
     /// same number of entries (read through this process's own connections).
     private func awaitConvergence(_ logs: [CairnLog]) async throws {
-        while true {
-            var states: Set<MeshNodeState> = []
+        var states: Set<MeshNodeState> = []
+        try await poll(every: .milliseconds(100), "convergence (\(states.count) distinct states)") {
+            states = []
             for log in logs { states.insert(MeshNodeState(heads: try await log.heads().map(\.id), entries: try await log.counts().entries)) }
-            if states.count == 1, states.first?.heads.count == 1 { return }
-            try await Task.sleep(for: .milliseconds(100))
+            return states.count == 1 && states.first?.heads.count == 1
+        }
+    }
+
+    /// Checks `condition` every `interval` until it holds; a mesh that does not get there in
+    /// ten minutes is broken, not slow, and fails the benchmark naming what it waited for.
+    private func poll(every interval: Duration, _ what: @autoclosure () -> String, until condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(600)
+        while !(try await condition()) {
+            guard ContinuousClock.now < deadline else { throw MeshError("gave up waiting for \(what())") }
+            try await Task.sleep(for: interval)
         }
     }
 }
