@@ -138,12 +138,33 @@ struct MeshRun {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let cpuBefore = childrenCPUSeconds()
         let logs = try await makeNodes(in: root)
+        let daemons = try await startDaemons(logs, logsIn: root)
+        let before = try await quiet(daemons)
+        let initialEntries = try await logs[0].counts().entries
+
+        let start = ContinuousClock.now
+        try await writeSpread(over: logs)
+        let written = ContinuousClock.now
+        try await awaitConvergence(logs)
+        let converged = ContinuousClock.now
+        let after = try await quiet(daemons)
+        await stop(daemons)
+
+        let entries = try await logs[0].counts().entries - initialEntries
+        let merges = try await logs[0].log(LogFilter()).filter { if case .merge = $0.entry.payload { true } else { false } }.count
+        return Result(
+            nodes: graph.count, links: graph.links, writes: writes, writing: (written - start).inSeconds, converging: (converged - start).inSeconds,
+            entries: entries, merges: merges, counters: after - before, daemonCPU: childrenCPUSeconds() - cpuBefore)
+    }
+
+    /// One `cairn serve` per node, started together (each takes a moment to open its log) and
+    /// waited for in turn; then each node's peer list, and the sessions it opens.
+    private func startDaemons(_ logs: [CairnLog], logsIn root: String) async throws -> [ServeProcess] {
         var daemons: [ServeProcess] = []
-        defer { for daemon in daemons { daemon.kill() } }
-        // Started together (each takes a moment to open its log), then waited for in turn.
         for index in 0..<graph.count {
             daemons.append(try ServeProcess(
                 cairn: cairn, dataDirectory: logs[index].directory.path, logFile: root + "/serve-\(index).log",
+                // All nodes dial from 127.0.0.1.
                 arguments: ["--max-inbound-per-address", "\(graph.count)"]))
         }
         for daemon in daemons { try daemon.awaitListening() }
@@ -151,30 +172,26 @@ struct MeshRun {
             for peer in list { try await logs[index].addPeer(PeerAddress(address: daemons[peer].address)) }
         }
         try await awaitSessions(daemons)
-        let before = try await quiet(daemons)
-        let initialEntries = try await logs[0].counts().entries
+        return daemons
+    }
 
-        let start = ContinuousClock.now
-        let keys = max(1, writes / 4)
+    /// The puts, round-robin over the nodes, on a quarter as many keys as puts.
+    private func writeSpread(over logs: [CairnLog]) async throws {
+        let keys = UInt64(max(1, writes / 4))
         var random = random
         for write in 0..<writes {
-            _ = try await logs[write % logs.count].put("mesh", "k\(random.next() % UInt64(keys))", Array("w\(write)".utf8))
+            _ = try await logs[write % logs.count].put("mesh", "k\(random.next() % keys)", Array("w\(write)".utf8))
         }
-        let written = ContinuousClock.now
-        try await awaitConvergence(logs)
-        let converged = ContinuousClock.now
-        let after = try await quiet(daemons)
+    }
 
+    /// SIGTERM to every daemon, then waits for each; one that does not exit cleanly is reported
+    /// with the end of its log.
+    private func stop(_ daemons: [ServeProcess]) async {
         for daemon in daemons { daemon.terminate() }
         for daemon in daemons {
             let status = await daemon.exitStatus()
             if status != 0 { print("cairn serve \(daemon.address) exited with status \(status):\n\(daemon.logTail())") }
         }
-        let entries = try await logs[0].counts().entries - initialEntries
-        let merges = try await logs[0].log(LogFilter()).filter { if case .merge = $0.entry.payload { true } else { false } }.count
-        return Result(
-            nodes: graph.count, links: graph.links, writes: writes, writing: (written - start).inSeconds, converging: (converged - start).inSeconds,
-            entries: entries, merges: merges, counters: after - before, daemonCPU: childrenCPUSeconds() - cpuBefore)
     }
 
     /// One log (its genesis on node 0), every other node joined by invite, then node 0's
@@ -363,7 +380,7 @@ final class ServeProcess {
     }
 
     /// Asks the daemon to stop (SIGTERM: sessions close, the log is left clean).
-    func terminate() { Glibc.kill(process.processIdentifier, SIGTERM) }
+    func terminate() { kill(process.processIdentifier, SIGTERM) }
 
     /// Waits for the process to exit; its status.
     func exitStatus() async -> Int32 {
@@ -375,9 +392,9 @@ final class ServeProcess {
         }
     }
 
-    /// Kills a daemon still running (the benchmark failed half-way).
-    func kill() {
-        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+    /// A daemon still running when dropped (the benchmark failed half-way) is killed.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     func logTail() -> String {
