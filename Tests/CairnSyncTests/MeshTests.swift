@@ -49,6 +49,25 @@ import Testing
         #expect(sent / (newEntries * Double(count)) < 2048, "\(sent) bytes for \(newEntries) entries on \(count) nodes")
     }
 
+    /// The counter sits at the socket: once nothing is in flight, what one node of a pair sent
+    /// is exactly what the other read, both ways (no refusal here: the joined node dials the
+    /// node that granted it).
+    @Test func wireBytesSentByOneNodeAreWhatItsPeerRead() async throws {
+        let nodes = try await makeCluster("wire", count: 2)
+        defer { Task { await removeAll(nodes) } }
+        for node in nodes { node.start() }
+        try await nodes[1].dial(nodes[0])
+        _ = try await awaitConvergence(nodes)
+        _ = try await nodes[0].log.put("t", "k", [1, 2, 3])
+        _ = try await awaitConvergence(nodes)
+        try await eventually(30, "each side read all the other sent") {
+            metric(nodes[0].node, Self.sent) == metric(nodes[1].node, Self.received)
+                && metric(nodes[1].node, Self.sent) == metric(nodes[0].node, Self.received)
+        }
+        // The handshake alone is three Noise messages of 32 bytes and more.
+        #expect(metric(nodes[0].node, Self.sent) > 100)
+    }
+
     static let sent = #"cairn_wire_bytes_total{direction="sent"}"#
     static let received = #"cairn_wire_bytes_total{direction="received"}"#
 }
