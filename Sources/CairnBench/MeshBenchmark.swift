@@ -126,10 +126,11 @@ struct MeshRun {
 
         var row: String {
             let perEntryNode = Double(entries * nodes)
+            let wireBytes = counters[MeshCounters.wireBytesSent]
             return String(format: "%6d %6d %7d %6.2f s %7.2f s %8d %7d (%4.0f) %9.1f s %13.1f %13.0f %13.0f %24.2f %18.0f", nodes, links, writes,
-                          writing, converging, entries, merges, counters.mergesWritten, daemonCPU, counters.wireBytesSent / 1000,
-                          counters.wireBytesSent / perEntryNode, counters.wireBytesSent / Double(entries * links), counters.entriesSent / perEntryNode,
-                          counters.reconcileBytesSent / perEntryNode)
+                          writing, converging, entries, merges, counters[MeshCounters.mergesWritten], daemonCPU, wireBytes / 1000,
+                          wireBytes / perEntryNode, wireBytes / Double(entries * links), counters[MeshCounters.entriesSent] / perEntryNode,
+                          counters[MeshCounters.reconcileBytesSent] / perEntryNode)
         }
     }
 
@@ -267,44 +268,51 @@ struct MeshNodeState: Hashable {
 
 /// Counters summed over every node of a mesh.
 struct MeshCounters {
-    static let series = [
-        #"cairn_wire_bytes_total{direction="sent"}"#, "cairn_entries_sent_total", "cairn_entries_received_total",
-        #"cairn_rbsr_bytes_total{direction="sent"}"#, "cairn_rbsr_rounds_total", "cairn_merges_written_total",
-        #"cairn_fetches_total{outcome="complete"}"#, #"cairn_fetches_total{outcome="too_large"}"#,
-    ]
-    /// Series summed over all their labels: what the diagnostic line counts.
+    static let wireBytesSent = #"cairn_wire_bytes_total{direction="sent"}"#
+    static let reconcileBytesSent = #"cairn_rbsr_bytes_total{direction="sent"}"#
+    static let fetched = #"cairn_fetches_total{outcome="complete"}"#
+    static let fetchesTooLarge = #"cairn_fetches_total{outcome="too_large"}"#
+    static let entriesSent = "cairn_entries_sent_total"
+    static let entriesApplied = "cairn_entries_received_total"
+    static let rounds = "cairn_rbsr_rounds_total"
+    static let mergesWritten = "cairn_merges_written_total"
+    /// Read whatever their labels (summed over them): what the diagnostic line counts.
     static let families = ["cairn_sessions_dropped_total", "cairn_entries_rejected_total", "cairn_reconcile_fallbacks_total"]
-    private var values: [Double]
+    static let series = [wireBytesSent, reconcileBytesSent, fetched, fetchesTooLarge, entriesSent, entriesApplied, rounds, mergesWritten] + families
 
-    var wireBytesSent: Double { values[0] }
-    var entriesSent: Double { values[1] }
-    var reconcileBytesSent: Double { values[3] }
-    /// Merges the daemons wrote after sync (the rest are written with local writes).
-    var mergesWritten: Double { values[5] }
+    private var values: [String: Double]
+
+    /// A series summed over the nodes (one of ``series``).
+    subscript(_ series: String) -> Double { values[series, default: 0] }
+
     /// What moves only while the mesh is still syncing (pings go on).
-    var activity: [Double] { [values[1], values[2], values[4]] }
+    var activity: [Double] { [self[Self.entriesSent], self[Self.entriesApplied], self[Self.rounds]] }
 
-    /// Where bytes went besides pushes: delta fetches, reconciliation, sessions lost.
+    /// Where bytes went besides first deliveries: entries sent where they were held already
+    /// (`cairn_entries_received_total` counts only those applied), reconciliation, fetches,
+    /// sessions lost.
     var diagnostics: String {
-        let families = Self.families.enumerated().map { "\($1) \(Int(values[Self.series.count + $0]))" }
-        let redundant = values[1] > 0 ? 100 * (values[1] - values[2]) / values[1] : 0
+        let sent = self[Self.entriesSent], applied = self[Self.entriesApplied]
+        let redundant = sent > 0 ? 100 * (sent - applied) / sent : 0
         return String(format: "entries sent %.0f, applied where received %.0f (%.0f%% of the sent were held already), rbsr rounds %.0f, fetches %.0f (+%.0f too large), ",
-                      values[1], values[2], redundant, values[4], values[6], values[7]) + families.joined(separator: ", ")
+                      sent, applied, redundant, self[Self.rounds], self[Self.fetched], self[Self.fetchesTooLarge])
+            + Self.families.map { "\($0) \(Int(self[$0]))" }.joined(separator: ", ")
     }
 
-    private init(values: [Double]) { self.values = values }
+    private init(values: [String: Double]) { self.values = values }
 
     init(_ daemons: [ServeProcess]) async throws {
-        values = (Self.series + Self.families).map { _ in 0 }
+        values = [:]
         for daemon in daemons {
             let page = try await daemon.scrape()
-            for (index, series) in Self.series.enumerated() { values[index] += page.value(series) }
-            for (index, family) in Self.families.enumerated() { values[Self.series.count + index] += page.sum(family) }
+            for series in Self.series {
+                values[series, default: 0] += series.contains("{") ? page.value(series) : page.sum(series)
+            }
         }
     }
 
     static func - (after: MeshCounters, before: MeshCounters) -> MeshCounters {
-        MeshCounters(values: zip(after.values, before.values).map { $0 - $1 })
+        MeshCounters(values: after.values.merging(before.values.mapValues { -$0 }, uniquingKeysWith: +))
     }
 }
 
