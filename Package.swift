@@ -64,6 +64,9 @@ let package = Package(
         .executableTarget(name: "CairnBench", dependencies: [
             "Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite",
             .product(name: "Prometheus", package: "swift-prometheus"),
+            // The mesh benchmark scrapes each daemon's /metrics.
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // Seeded randomness shared by the tests and the benchmark.
         .target(name: "CairnTestSupport"),

@@ -15,6 +15,7 @@ import Foundation
 ///     swift run -c release cairn-bench sync [--entries N] [--pushes N] [--items N] [--diffs N]
 ///     swift run -c release cairn-bench get [--keys N] [--gets N]   # small gets beside a 50 MiB value
 ///     swift run -c release cairn-bench cli --entries 1000000 [--dir PATH] [--reimport]   # log/ls/get/history as subprocesses
+///     swift run -c release cairn-bench mesh [--nodes 10,25,50] [--writes 1000] [--peers 3] [--seed S]   # one cairn serve per node
 @main
 struct BenchMain {
     static func main() async throws {
@@ -30,11 +31,12 @@ struct BenchMain {
         case "sync": try await SyncBenchmark(arguments: arguments).run()
         case "cli": try await CLIBenchmark(arguments: arguments).run()
         case "singles": try await CoreBenchmark(entries: entries).singles(count: option("--puts", in: arguments) ?? 5_000)
+        case "mesh": try await MeshBenchmark(arguments: arguments).run()
         case "get":
             try await CoreBenchmark(entries: entries).getBesideLargeValue(
                 keys: option("--keys", in: arguments) ?? 10_000, gets: option("--gets", in: arguments) ?? 20_000)
         default:
-            print("usage: cairn-bench [core|singles|import-memory|reconcile|sync|get|cli] [--entries N] [--items N] [--keys N] [--gets N]")
+            print("usage: cairn-bench [core|singles|import-memory|reconcile|sync|get|cli|mesh] [--entries N] [--items N] [--keys N] [--gets N]")
             exit(2)
         }
     }
@@ -77,4 +79,28 @@ func scratchDirectory(_ name: String) -> String {
     let path = NSTemporaryDirectory() + "cairn-bench-\(name)-\(getpid())"
     try? FileManager.default.removeItem(atPath: path)
     return path
+}
+
+/// The `cairn` executable built beside this one (benchmarks that run it as a subprocess); exits
+/// with a hint when it is not there.
+func cairnBinary(for benchmark: String) -> String {
+    let cairn = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        .appendingPathComponent("cairn").path
+    guard FileManager.default.isExecutableFile(atPath: cairn) else {
+        print("cairn-bench \(benchmark): no cairn binary beside this one (\(cairn)); build both: swift build -c release")
+        exit(2)
+    }
+    return cairn
+}
+
+/// Replaces the database at `target` with a copy of the one at `source` (its WAL and shared
+/// memory too), so a node starts with another's entries without verifying them again. Neither
+/// may be written meanwhile.
+func copyDatabase(from source: String, to target: String) throws {
+    for suffix in ["", "-wal", "-shm"] {
+        try? FileManager.default.removeItem(atPath: target + suffix)
+        if FileManager.default.fileExists(atPath: source + suffix) {
+            try FileManager.default.copyItem(atPath: source + suffix, toPath: target + suffix)
+        }
+    }
 }

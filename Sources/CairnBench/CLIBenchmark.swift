@@ -22,12 +22,7 @@ struct CLIBenchmark {
     }
 
     func run() async throws {
-        let cairn = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("cairn").path
-        guard FileManager.default.isExecutableFile(atPath: cairn) else {
-            print("cairn-bench cli: no cairn binary beside this one (\(cairn)); build both: swift build -c release")
-            exit(2)
-        }
+        let cairn = cairnBinary(for: "cli")
         let path = directory ?? scratchDirectory("cli")
         if !FileManager.default.fileExists(atPath: path + "/cairn.db") {
             let log = try CairnLog.create(at: path, name: "bench")

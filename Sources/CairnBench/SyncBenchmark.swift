@@ -182,13 +182,7 @@ struct SyncBenchmark {
     /// A node with `a`'s database and `b`'s node key (granted on `a` before the copy): the same
     /// entries without re-verifying a million of them.
     func clone(_ a: Node, into b: Node, configuration: SyncConfiguration) async throws -> Node {
-        let source = a.log.directory.databasePath, target = b.log.directory.databasePath
-        for suffix in ["", "-wal", "-shm"] {
-            try? FileManager.default.removeItem(atPath: target + suffix)
-            if FileManager.default.fileExists(atPath: source + suffix) {
-                try FileManager.default.copyItem(atPath: source + suffix, toPath: target + suffix)
-            }
-        }
+        try copyDatabase(from: a.log.directory.databasePath, to: b.log.directory.databasePath)
         return try Node(path: b.path, log: try CairnLog.open(at: b.path), configuration: configuration)
     }
 

@@ -45,10 +45,39 @@ final class StallDetector: ChannelInboundHandler, Sendable {
     }
 }
 
-/// Installs the frame codec and stall detector, then wraps the channel for async use.
-@Sendable func configureSyncChannel(_ channel: any Channel, readTimeout: TimeAmount) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
+/// Counts the bytes a connection hands to its socket and reads from it, in
+/// `cairn_wire_bytes_total{direction}`. It sits nearest the socket, so it sees the handshake,
+/// the u16 length prefixes and the Noise tags: what the network carries, not what the
+/// protocol means to say.
+final class WireByteCounter: ChannelDuplexHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let metrics: SyncMetrics
+
+    init(metrics: SyncMetrics) { self.metrics = metrics }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        metrics.wireBytesReceived.increment(by: Int64(unwrapInboundIn(data).readableBytes))
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        metrics.wireBytesSent.increment(by: Int64(unwrapOutboundIn(data).readableBytes))
+        context.write(data, promise: promise)
+    }
+}
+
+/// Installs the byte counter (when the node passes its metrics), the frame codec and the stall
+/// detector, then wraps the channel for async use.
+@Sendable func configureSyncChannel(
+    _ channel: any Channel, readTimeout: TimeAmount, metrics: SyncMetrics? = nil
+) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
     channel.eventLoop.makeCompletedFuture {
         let pipeline = channel.pipeline.syncOperations
+        if let metrics { try pipeline.addHandler(WireByteCounter(metrics: metrics)) }
         try pipeline.addHandler(IdleStateHandler(readTimeout: readTimeout))
         try pipeline.addHandler(StallDetector())
         try pipeline.addHandler(ByteToMessageHandler(NoiseFrameDecoder()))

@@ -16,6 +16,9 @@ public final class SyncMetrics: Sendable {
     let reconcileRounds: CoreMetrics.Counter
     let reconcileBytesSent: CoreMetrics.Counter
     let reconcileBytesReceived: CoreMetrics.Counter
+    /// Every byte a session socket wrote or read: handshake, length prefixes, Noise tags and all.
+    let wireBytesSent: CoreMetrics.Counter
+    let wireBytesReceived: CoreMetrics.Counter
     let mergesWritten: CoreMetrics.Counter
     let pushLatency: CoreMetrics.Timer
     let inboundRefused: CoreMetrics.Counter
@@ -38,13 +41,15 @@ public final class SyncMetrics: Sendable {
         reconcileRounds = CoreMetrics.Counter(label: "cairn_rbsr_rounds_total", factory: factory)
         reconcileBytesSent = CoreMetrics.Counter(label: "cairn_rbsr_bytes_total", dimensions: [("direction", "sent")], factory: factory)
         reconcileBytesReceived = CoreMetrics.Counter(label: "cairn_rbsr_bytes_total", dimensions: [("direction", "received")], factory: factory)
+        wireBytesSent = CoreMetrics.Counter(label: "cairn_wire_bytes_total", dimensions: [("direction", "sent")], factory: factory)
+        wireBytesReceived = CoreMetrics.Counter(label: "cairn_wire_bytes_total", dimensions: [("direction", "received")], factory: factory)
         mergesWritten = CoreMetrics.Counter(label: "cairn_merges_written_total", factory: factory)
         pushLatency = CoreMetrics.Timer(label: "cairn_push_latency_seconds", factory: factory)
         inboundRefused = CoreMetrics.Counter(label: "cairn_inbound_refused_total", factory: factory)
         acceptErrors = CoreMetrics.Counter(label: "cairn_accept_errors_total", factory: factory)
         inboundConnections = CoreMetrics.Gauge(label: "cairn_inbound_connections", factory: factory)
         // Series that should read 0 rather than be absent until something happens.
-        for counter in [entriesSent, entriesReceived, entriesQuarantined, reconcileRounds, mergesWritten] { counter.increment(by: 0) }
+        for counter in [entriesSent, entriesReceived, entriesQuarantined, reconcileRounds, mergesWritten, wireBytesSent, wireBytesReceived] { counter.increment(by: 0) }
     }
 
     func rejected(_ reason: String) {

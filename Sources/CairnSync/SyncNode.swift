@@ -177,7 +177,7 @@ public actor SyncNode: Service {
                 // Accepted connections wait in a short queue: NIO stops accepting while the
                 // accept loop is behind, so descriptors are only taken as fast as they are vetted.
                 .bind(host: address.host, port: address.port, serverBackPressureStrategy: .init(lowWatermark: 1, highWatermark: 4)) {
-                    configureSyncChannel($0, readTimeout: timeout)
+                    [metrics] in configureSyncChannel($0, readTimeout: timeout, metrics: metrics)
                 }
         } catch {
             throw SyncNodeError.cannotBind(what: "sync", address: address.description, reason: describe(error))
@@ -304,7 +304,7 @@ public actor SyncNode: Service {
                 let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                     .connectTimeout(timeout)
                     .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .connect(host: target.host, port: target.port) { configureSyncChannel($0, readTimeout: timeout) }
+                    .connect(host: target.host, port: target.port) { [metrics] in configureSyncChannel($0, readTimeout: timeout, metrics: metrics) }
                 let outcome = await runConnection(channel, isDialer: true, address: peer.address, pinned: peer.identity)
                 if let identity = outcome.identity { identities[peer.address] = identity }
                 if outcome.error as? SessionError == .connectedToSelf {
