@@ -254,7 +254,6 @@ actor PeerSession {
             case .completeRequest(let request, let outcome): requests.complete(request, with: outcome)
             case .deliverReply(let round, let reply):
                 metrics.reconcileBytesReceived.increment(by: Int64(reply.count))
-                reconcileReplies.expect(round)
                 reconcileReplies.complete(round, with: reply)
             case .acknowledged(let stream, let batch):
                 if let waiter = ackWaiters[stream], batch >= waiter.batch {
@@ -993,8 +992,6 @@ final class PendingReplies<Value: Sendable> {
     private var closed = false
 
     func expect(_ id: UInt32) { expected.insert(id) }
-
-    func isExpected(_ id: UInt32) -> Bool { expected.contains(id) }
 
     /// Stops waiting for `id` (its round was abandoned): a late reply is then unexpected.
     func forget(_ id: UInt32) {
