@@ -331,16 +331,25 @@ public actor CairnLog {
     ///
     /// - Throws: ``StoreError/readOnly(path:)``; SQLite errors (nothing is applied then).
     public nonisolated func insert(_ entries: [RawEntry]) async throws(CairnError) -> InsertReport {
-        try await CairnError.translating {
-            let threads = verifierThreads
-            let verified = await offTheStore { LogStore.verify(entries, threads: threads) }
-            return try await apply(verified)
-        }
+        try await insert(verified: await verified(entries))
     }
 
-    private func apply(_ verified: VerifiedBatch) throws -> InsertReport {
-        try requireWritable()
-        return try writing { try store.insert(verified) }
+    /// The first half of ``insert(_:)``: decodes a batch and checks its ids and signatures, in
+    /// parallel and outside the log (a sync session checks the next batch while the log applies
+    /// this one).
+    package nonisolated func verified(_ entries: [RawEntry]) async -> VerifiedBatch {
+        let threads = verifierThreads
+        return await offTheStore { LogStore.verify(entries, threads: threads) }
+    }
+
+    /// The second half of ``insert(_:)``: applies a batch checked by ``verified(_:)``.
+    ///
+    /// - Throws: ``StoreError/readOnly(path:)``; SQLite errors (nothing is applied then).
+    package func insert(verified: VerifiedBatch) throws(CairnError) -> InsertReport {
+        try CairnError.translating {
+            try requireWritable()
+            return try writing { try store.insert(verified) }
+        }
     }
 
     /// Re-checks quarantined entries now that time has passed.

@@ -75,6 +75,10 @@ actor PeerSession {
     private var lagSavedAt: UInt64 = 0
     private var failure: (any Error)?
     private var hasEnded = false
+    /// Messages read and not yet processed; the reader waits in ``roomWaiter`` at ``readAhead``.
+    private var unprocessed = 0
+    private var roomWaiter: CheckedContinuation<Void, Never>?
+    private var processorStopped = false
     private let jobs: AsyncStream<Job>
     private let jobQueue: AsyncStream<Job>.Continuation
     /// What the writer sends, in order; messages are numbered so a job can wait for one to be
@@ -146,18 +150,84 @@ actor PeerSession {
     }
 
     /// Handles messages until the peer leaves; jobs, pings and periodic rounds run beside it.
+    ///
+    /// The reader decrypts and decodes, and starts checking each batch's signatures (off the
+    /// log) as soon as it arrives; the processor hands messages to the machine in order. So
+    /// batch N+1 is checked while batch N is applied — the reader stays at most
+    /// ``readAhead`` messages ahead, which bounds what it holds.
     private nonisolated func readLoop(_ receiver: inout FrameReceiver, group: inout ThrowingTaskGroup<Void, any Error>) async throws {
         group.addTask { await self.runJobs() }
         group.addTask { try await self.keepAlive() }
         group.addTask { try await self.periodicReconciliation() }
         await self.start { try await self.sendHeads() }
+        let (incoming, input) = AsyncStream.makeStream(of: Incoming.self)
         try await withTaskCancellationHandler {
-            while let message = try await receiver.next() {
-                try await self.handle(message)
+            try await withThrowingTaskGroup(of: Void.self) { stages in
+                stages.addTask { try await self.process(incoming) }
+                while let message = try await receiver.next() {
+                    guard await self.readAhead(Incoming(message, log: self.log), into: input) else { break }
+                }
+                input.finish()
+                try await stages.waitForAll()
             }
         } onCancel: {
+            input.finish()
             self.close()
         }
+    }
+
+    /// Messages the reader may be ahead of the processor.
+    static let readAhead = 2
+
+    /// A message read, with its batch's check already started.
+    private struct Incoming: Sendable {
+        let message: SyncMessage
+        let verified: Task<VerifiedBatch, Never>?
+
+        init(_ message: SyncMessage, log: CairnLog) {
+            self.message = message
+            // A batch waiting for its chunked value is checked when the value is complete.
+            guard case .entries(_, _, let entries, nil) = message else {
+                verified = nil
+                return
+            }
+            verified = Task { await log.verified(entries) }
+        }
+    }
+
+    /// Queues a message for the processor; waits while the reader is ``readAhead`` messages
+    /// ahead. Returns `false` once the processor has stopped.
+    private func readAhead(_ item: Incoming, into input: AsyncStream<Incoming>.Continuation) async -> Bool {
+        guard !processorStopped else { return false }
+        input.yield(item)
+        unprocessed += 1
+        if unprocessed >= Self.readAhead { await withCheckedContinuation { roomWaiter = $0 } }
+        return !processorStopped
+    }
+
+    /// The processor: each message to the machine, in order, and its actions carried out.
+    private func process(_ incoming: AsyncStream<Incoming>) async throws {
+        defer {
+            processorStopped = true
+            makeRoom()
+        }
+        do {
+            for await item in incoming {
+                try await perform(machine.receive(item.message), verified: item.verified)
+                unprocessed -= 1
+                makeRoom()
+            }
+        } catch {
+            // The reader may be waiting for a peer that has nothing more to say: hang up.
+            abort(error)
+            throw error
+        }
+    }
+
+    private func makeRoom() {
+        guard processorStopped || unprocessed < Self.readAhead, let waiter = roomWaiter else { return }
+        roomWaiter = nil
+        waiter.resume()
     }
 
     private func sendHello() { enqueue(machine.hello) }
@@ -166,14 +236,15 @@ actor PeerSession {
         try await perform(machine.receive(message))
     }
 
-    /// Carries out the machine's actions in order. A close for the peer's fault throws it,
-    /// which ends the reader loop (or the job) at once.
-    private func perform(_ actions: [PeerSessionStateMachine.Action]) async throws {
+    /// Carries out the machine's actions in order; `verified` is the check of the message's
+    /// batch, if already started. A close for the peer's fault throws it, which ends the
+    /// processor (or the job) at once.
+    private func perform(_ actions: [PeerSessionStateMachine.Action], verified: Task<VerifiedBatch, Never>? = nil) async throws {
         for action in actions {
             switch action {
             case .send(let message): enqueue(message)
             case .admit(let key): try await admit(key)
-            case .apply(let entries, let stream, let batch): try await receive(entries, stream: stream, batch: batch)
+            case .apply(let entries, let stream, let batch): try await receive(entries, stream: stream, batch: batch, verified: verified)
             case .answerHeads(let tips, let first): start { try await self.onHeads(tips, first: first) }
             case .serveFetch(let request, let wants, let haves): start { try await self.serveFetch(request, wants: wants, haves: haves) }
             case .serveNeed(let request, let ids): start { try await self.serveNeed(request, ids: ids) }
@@ -183,7 +254,6 @@ actor PeerSession {
             case .completeRequest(let request, let outcome): requests.complete(request, with: outcome)
             case .deliverReply(let round, let reply):
                 metrics.reconcileBytesReceived.increment(by: Int64(reply.count))
-                reconcileReplies.expect(round)
                 reconcileReplies.complete(round, with: reply)
             case .acknowledged(let stream, let batch):
                 if let waiter = ackWaiters[stream], batch >= waiter.batch {
@@ -578,9 +648,11 @@ actor PeerSession {
     // MARK: - Receiving entries
 
     /// Inserts a batch in one transaction and carries out what follows (the ack once committed,
-    /// the end of the session for hostile entries, a `need` for missing parents).
-    private func receive(_ entries: [RawEntry], stream: UInt32, batch: UInt32) async throws {
-        let report = try await log.insert(entries)
+    /// the end of the session for hostile entries, a `need` for missing parents). `verified`
+    /// is its check, if the reader started it.
+    private func receive(_ entries: [RawEntry], stream: UInt32, batch: UInt32, verified: Task<VerifiedBatch, Never>?) async throws {
+        let checked = if let verified { await verified.value } else { await log.verified(entries) }
+        let report = try await log.insert(verified: checked)
         metrics.entriesReceived.increment(by: Int64(report.applied.count))
         metrics.peerTraffic(peerLabel, received: report.applied.count)
         metrics.entriesQuarantined.increment(by: Int64(report.quarantined.count))
@@ -921,8 +993,6 @@ final class PendingReplies<Value: Sendable> {
     private var closed = false
 
     func expect(_ id: UInt32) { expected.insert(id) }
-
-    func isExpected(_ id: UInt32) -> Bool { expected.contains(id) }
 
     /// Stops waiting for `id` (its round was abandoned): a late reply is then unexpected.
     func forget(_ id: UInt32) {

@@ -103,6 +103,8 @@ struct PeerSessionStateMachine {
     /// first: what a later session checks it still holds.
     private(set) var held = HeldEntries()
     private var nextRequestID: UInt32 = 1
+    /// This node's requests whose answer is not complete.
+    private var awaiting = Set<UInt32>()
     private var nextStreamNumber: UInt32 = 0
     private var nextRound: UInt32 = 1
     private var pingNonce: UInt64 = 0
@@ -174,7 +176,9 @@ struct PeerSessionStateMachine {
             pingNonce += 1
             return [.send(.ping(pingNonce))]
         case .reconcile:
-            return isDialer ? [.startRound] : []
+            // While this node's fetch or need is answered, a round would only learn the ids
+            // on their way and ask for them twice; the next interval repairs what is left.
+            return isDialer && awaiting.isEmpty ? [.startRound] : []
         }
     }
 
@@ -244,6 +248,7 @@ struct PeerSessionStateMachine {
         case .done(let request, let outcome):
             // Ends an answer to our request; the end of a stream the peer opened needs nothing.
             guard StreamID(received: request).owner == .ours else { return [] }
+            awaiting.remove(request)
             if let ids = needsInFlight.removeValue(forKey: request) { requestedParents.subtract(ids) }
             return [.completeRequest(request, outcome)]
         case .reconcile(let round, true, let query):
@@ -269,6 +274,7 @@ struct PeerSessionStateMachine {
     /// The next request number for this node's own fetch or need: 1…2^31−1, wrapping.
     mutating func newRequest() -> UInt32 {
         defer { nextRequestID = nextRequestID % 0x7FFF_FFFF + 1 }
+        awaiting.insert(nextRequestID)
         return nextRequestID
     }
 

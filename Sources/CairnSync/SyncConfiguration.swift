@@ -33,7 +33,7 @@ public struct SyncConfiguration: Sendable {
     /// How often quarantined entries are re-checked against the wall clock.
     public var quarantineRecheckInterval: Duration = .seconds(2)
     /// Entries per batch, and the batches a sender may have unacknowledged.
-    public var batchEntries = 512
+    public var batchEntries = 2048
     public var batchBytes = 1 << 20
     public var window = 4
     /// Largest delta the fast path computes before handing over to RBSR.
@@ -125,13 +125,13 @@ public enum SyncConfigurationError: Error, Equatable, Sendable, CustomStringConv
 /// ``SyncConfiguration/clock`` with its instants as durations since the node was made, so
 /// the node stores and compares plain durations whatever the clock's instant type.
 struct SyncClock: Sendable {
+    private let clock: any Clock<Duration>
     private let elapsed: @Sendable () -> Duration
-    private let sleeper: @Sendable (Duration) async throws -> Void
 
     init(_ clock: some Clock<Duration>) {
         let origin = clock.now
+        self.clock = clock
         elapsed = { origin.duration(to: clock.now) }
-        sleeper = { try await clock.sleep(until: clock.now.advanced(by: $0), tolerance: nil) }
     }
 
     /// The time since the node was made.
@@ -140,7 +140,13 @@ struct SyncClock: Sendable {
     /// Sleeps for `duration` on the clock.
     ///
     /// - Throws: `CancellationError` if the task is cancelled first.
-    func sleep(for duration: Duration) async throws { try await sleeper(duration) }
+    func sleep(for duration: Duration) async throws { try await Self.sleep(on: clock, for: duration) }
+
+    // Generic over the opened clock rather than an async closure: the release build's coroutine
+    // splitting crashed (swiftc 6.3.1, signal 11) on callers of a stored async throwing closure.
+    private static func sleep(on clock: some Clock<Duration>, for duration: Duration) async throws {
+        try await clock.sleep(for: duration)
+    }
 }
 
 extension Duration {

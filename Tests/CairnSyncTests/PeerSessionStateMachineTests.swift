@@ -303,6 +303,11 @@ import Testing
         #expect(dialer.timerFired(.keepAlive) == [.send(.ping(1))])
         #expect(dialer.timerFired(.keepAlive) == [.send(.ping(2))])
         #expect(dialer.timerFired(.reconcile) == [.startRound])
+        // Not while the answer to a fetch is streaming in: the round would ask for it twice.
+        let fetch = dialer.newRequest()
+        #expect(dialer.timerFired(.reconcile).isEmpty)
+        _ = dialer.receive(.done(request: fetch, outcome: .complete))
+        #expect(dialer.timerFired(.reconcile) == [.startRound])
         var acceptor = open(dialer: false)
         #expect(acceptor.timerFired(.reconcile).isEmpty)
         #expect(acceptor.receive(.reconcileRequest) == [.startRound])
