@@ -655,18 +655,11 @@ public actor SyncNode: Service {
     private func maintain() async throws {
         while true {
             try await clock.sleep(for: configuration.quarantineRecheckInterval)
-            try await recheckQuarantine()
-        }
-    }
-
-    // Apart from the loop above: inlined into it, the 6.3.1 optimizer crashes splitting the
-    // coroutine (release builds).
-    @inline(never)
-    private func recheckQuarantine() async throws {
-        let report = try await log.recheckQuarantine()
-        if !report.applied.isEmpty {
-            lastActivity = clock.now
-            logger.info("released quarantined entries", metadata: ["count": "\(report.applied.count)"])
+            let report = try await log.recheckQuarantine()
+            if !report.applied.isEmpty {
+                lastActivity = clock.now
+                logger.info("released quarantined entries", metadata: ["count": "\(report.applied.count)"])
+            }
         }
     }
 }
