@@ -55,15 +55,18 @@ package struct JSONLine {
         needsComma = true
     }
 
-    package mutating func hexArray(_ items: [[UInt8]]) {
+    /// An array of `items`, each written by `element`.
+    package mutating func array<Item>(_ items: some Sequence<Item>, _ element: (inout JSONLine, Item) -> Void) {
         bytes.append(UInt8(ascii: "["))
         for (index, item) in items.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            hex(item)
+            element(&self, item)
         }
         bytes.append(UInt8(ascii: "]"))
         needsComma = true
     }
+
+    package mutating func hexArray(_ items: [[UInt8]]) { array(items) { $0.hex($1) } }
 
     /// A string, escaped per RFC 8259: copied as it is unless it holds a character to escape.
     package mutating func string(_ text: String) {

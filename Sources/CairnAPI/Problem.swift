@@ -30,16 +30,17 @@ struct Problem: Error, Sendable {
         Problem(status: .contentTooLarge, code: "tooLarge", title: "The request body is too large", detail: detail)
     }
 
-    static func preconditionFailed(_ detail: String) -> Problem {
-        Problem(status: .preconditionFailed, code: "preconditionFailed", title: "The key is not at the version the request names", detail: detail)
-    }
-
-    /// The document for a library error: its code names the type; the status follows it.
+    /// The document for a library error: its code names the type; the status follows it. A
+    /// failed compare-and-set also names the key's current winner (`current_entry`, or null).
     init(_ error: CairnError) {
         self.code = error.code.description
         self.detail = error.message
+        if let failed = error.underlying as? ConditionFailed {
+            extra = [("current_entry", failed.current.map { "\"\($0.hex)\"" } ?? "null")]
+        }
         (self.status, self.title) =
             switch error.code {
+            case .conditionFailed: (.preconditionFailed, "The key changed since it was read; nothing was written")
             case .notFound: (.notFound, "Not found")
             case .ambiguous: (.badRequest, "The entry id prefix matches more than one entry")
             case .invalidInput: (.badRequest, "The input does not parse")

@@ -38,9 +38,7 @@ struct TailCommand: CairnCommand {
             ends the stream with exit status 0.
             """)
 
-    enum ValueEncoding: String, ExpressibleByArgument, CaseIterable {
-        case base64, utf8, hex, none
-    }
+    typealias ValueEncoding = ChangeValueEncoding
 
     @OptionGroup var global: GlobalOptions
 
@@ -83,7 +81,7 @@ struct TailCommand: CairnCommand {
             start = try await log.cursor(afterEntry: stored.entry.id)
         }
         global.log.debug("tailing", metadata: ["since": .stringConvertible(start), "follow": .stringConvertible(follow)])
-        var renderer = EventRenderer(logID: log.logID.hex, name: try await log.name, encoding: encoding, tombstones: tombstones, transactions: transactions)
+        var renderer = ChangeEventJSON(logID: log.logID.hex, name: try await log.name, encoding: encoding, tombstones: tombstones, transactions: transactions)
         var changes = log.changes(after: start, follow: follow, snapshot: snapshot, values: encoding != .none).makeAsyncIterator()
         while let change = try await changes.next() {
             renderer.render(change)
@@ -98,124 +96,4 @@ struct TailCommand: CairnCommand {
     }
 }
 
-/// Renders changes as JSON lines, straight into bytes (no intermediate JSON values: `tail`
-/// writes 100k+ lines a second).
-struct EventRenderer {
-    let logID: String
-    let name: String
-    let encoding: TailCommand.ValueEncoding
-    let tombstones: Bool
-    let transactions: Bool
-    var line = JSONLine()
-
-    init(logID: String, name: String, encoding: TailCommand.ValueEncoding, tombstones: Bool, transactions: Bool) {
-        (self.logID, self.name, self.encoding, self.tombstones, self.transactions) = (logID, name, encoding, tombstones, transactions)
-    }
-
-    mutating func render(_ change: Change) {
-        let entry = change.entry
-        let operation = change.operation
-        if transactions, let transaction = change.transaction, transaction.totalOrder == 1 {
-            line.open()
-            line.key("status"); line.string("BEGIN")
-            line.key("id"); line.string(String(transaction.id))
-            line.key("event_count"); line.null()
-            line.key("ts_ms"); line.int(Int64(change.recordedMilliseconds))
-            line.close(); line.newline()
-        }
-        line.open()
-        line.key("op"); line.string(operation.rawValue)
-        line.key("before"); image(change.before, change.beforeValue)
-        line.key("after"); image(change.after, change.afterValue)
-        line.key("source")
-        line.open()
-        line.key("version"); line.string(CairnVersion.string)
-        line.key("connector"); line.string("cairn")
-        line.key("name"); line.string(name)
-        line.key("ts_ms"); line.int(Int64(change.recordedMilliseconds))
-        line.key("snapshot")
-        if change.cause == .snapshot { change.isLastSnapshotRow ? line.string("last") : line.bool(true) } else { line.bool(false) }
-        line.key("log"); line.string(logID)
-        line.key("entry"); line.hex(entry.id.bytes)
-        line.key("author"); line.hex(entry.author.bytes)
-        line.key("hlc"); line.int(Int64(clamping: entry.hlc.rawValue))
-        line.key("hlc_wall_ms"); line.int(Int64(clamping: entry.hlc.wallMilliseconds))
-        line.key("parents"); line.hexArray(entry.parents.map(\.bytes))
-        line.key("kind"); line.string(entry.kind.description)
-        line.key("cursor"); line.int(change.cursor.rawValue)
-        line.key("entry_seq"); line.int(change.stored.seq)
-        line.key("inert"); line.bool(change.inert)
-        line.key("cause"); line.string(change.cause.rawValue)
-        line.close()
-        line.key("transaction")
-        if let transaction = change.transaction {
-            line.open()
-            line.key("id"); line.string(String(transaction.id))
-            line.key("total_order"); line.int(Int64(transaction.totalOrder))
-            line.key("data_collection_order"); line.int(Int64(transaction.dataCollectionOrder))
-            line.close()
-        } else {
-            line.null()
-        }
-        line.key("bucket"); line.optional(change.bucket)
-        line.key("key"); line.optional(change.key)
-        line.key("ts_ms"); line.int(Int64(change.recordedMilliseconds))
-        line.key("cursor"); line.int(change.cursor.rawValue)
-        if change.bucket == nil && change.cause == .entry {
-            for (key, value) in EntryRendering.payloadFields(entry.payload) {
-                line.key(key); line.raw(value.rendered)
-            }
-        }
-        line.close(); line.newline()
-        if tombstones, operation == .delete, let bucket = change.bucket, let key = change.key {
-            line.open()
-            line.key("bucket"); line.string(bucket)
-            line.key("key"); line.string(key)
-            line.key("value"); line.null()
-            line.key("cursor"); line.int(change.cursor.rawValue)
-            line.close(); line.newline()
-        }
-        if transactions, let transaction = change.transaction, transaction.totalOrder == transaction.eventCount {
-            line.open()
-            line.key("status"); line.string("END")
-            line.key("id"); line.string(String(transaction.id))
-            line.key("event_count"); line.int(Int64(transaction.eventCount))
-            line.key("ts_ms"); line.int(Int64(change.recordedMilliseconds))
-            line.close(); line.newline()
-        }
-    }
-
-    /// A row image: the key's live value, or null when it has none (a tombstone, or nothing).
-    private mutating func image(_ image: ChangeImage?, _ lookup: ValueLookup?) {
-        guard let image, let ref = image.value else { return line.null() }
-        line.open()
-        line.key("entry"); line.hex(image.entryID.bytes)
-        line.key("digest"); line.hex(ref.digest.bytes)
-        line.key("length"); line.int(Int64(ref.length))
-        if encoding != .none {
-            line.key("value")
-            switch lookup {
-            case .present(let bytes)?:
-                switch encoding {
-                case .base64: line.string(ValueFormat.base64(bytes))
-                case .hex: line.hex(bytes)
-                case .utf8, .none:
-                    if let text = String(validating: bytes, as: UTF8.self) {
-                        line.string(text)
-                    } else {
-                        line.null()
-                        line.key("value_state"); line.string("not_utf8")
-                        line.close()
-                        return
-                    }
-                }
-                line.key("value_state"); line.string("present")
-            case .purged?:
-                line.null(); line.key("value_state"); line.string("purged")
-            case .missing?, nil:
-                line.null(); line.key("value_state"); line.string("missing")
-            }
-        }
-        line.close()
-    }
-}
+extension ChangeValueEncoding: ExpressibleByArgument {}
