@@ -1,6 +1,8 @@
+import AsyncAlgorithms
 import Cairn
 import HTTPTypes
 import Hummingbird
+import ServiceLifecycle
 
 /// `GET /v1/changes`: the change stream of `cairn tail` — the same lines, from the same encoder
 /// — as newline-delimited JSON or, with `Accept: text/event-stream`, as Server-Sent Events whose
@@ -61,7 +63,8 @@ struct FeedRoutes: Sendable {
         let name = try await log.name
         let stream = log.changes(after: query.cursor, follow: query.follow, snapshot: query.snapshot, values: query.encoding != .none)
         let renderer = ChangeEventJSON(logID: log.logID.hex, name: name, encoding: query.encoding, tombstones: false, transactions: false)
-        let pump = FeedPump(stream: stream, renderer: renderer, events: query.events, buffer: limits.feedBuffer)
+        let pump = FeedPump(
+            stream: stream, renderer: renderer, events: query.events, buffer: limits.feedBuffer, from: query.snapshot ? nil : query.cursor)
         let headers: HTTPFields = [
             .contentType: query.events ? "text/event-stream" : "application/x-ndjson",
             .cacheControl: "no-store",
@@ -70,37 +73,67 @@ struct FeedRoutes: Sendable {
     }
 }
 
-/// Moves one consumer's changes from the change log to its response.
+/// Moves one consumer's changes from the change log to its response: a reader task renders
+/// batches into a channel that holds one batch at a time (so it reads no faster than the socket
+/// drains), and the response writes them. The reader ends the response on graceful shutdown;
+/// a consumer that goes away (a failed write) ends the reader.
 struct FeedPump: Sendable {
     let stream: ChangeStream
     let renderer: ChangeEventJSON
     let events: Bool
     let buffer: Int
+    /// The cursor the consumer resumes after (`nil` for a snapshot: known once it is taken).
+    let from: Cursor?
 
     /// Bytes gathered before a write (a batch read is written at once when smaller).
     static let writeThreshold = 1 << 16
 
     func run(into writer: inout any ResponseBodyWriter) async throws {
+        let batches = AsyncThrowingChannel<ByteBuffer, any Error>()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await cancelWhenGracefulShutdown { try await read(into: batches) }
+                    batches.finish()
+                } catch is CancellationError {
+                    batches.finish()
+                } catch {
+                    batches.fail(error)
+                }
+            }
+            for try await batch in batches { try await writer.write(batch) }
+            group.cancelAll()
+        }
+        try await writer.finish(nil)
+    }
+
+    /// Reads changes until the stream ends (not following) or the consumer lags: once it has
+    /// caught up with the log as it was when it connected (history is read at whatever pace it
+    /// likes), each batch read first checks how far the log has run ahead of the last change
+    /// delivered.
+    private func read(into batches: AsyncThrowingChannel<ByteBuffer, any Error>) async throws {
         var changes = stream.makeAsyncIterator()
+        let caughtUp = try changes.newestCursor()
+        var delivered = from
         var renderer = renderer
         var out: [UInt8] = []
         while let change = try await changes.next() {
+            if out.isEmpty, let last = delivered, last >= caughtUp {
+                let newest = try changes.newestCursor()
+                if newest.rawValue - last.rawValue > buffer {
+                    await batches.send(ByteBuffer(bytes: lagged(at: last, newest: newest)))
+                    return
+                }
+            }
             renderer.render(change)
             append(renderer.line.bytes, cursor: change.cause == .snapshot ? nil : change.cursor, to: &out)
             renderer.line.bytes.removeAll(keepingCapacity: true)
+            if change.cause != .snapshot { delivered = change.cursor }
             guard out.count >= Self.writeThreshold || !changes.hasBufferedChanges else { continue }
-            try await writer.write(ByteBuffer(bytes: out))
+            await batches.send(ByteBuffer(bytes: out))
             out.removeAll(keepingCapacity: true)
-            // Checked once the socket took the batch: how far the log has run ahead meanwhile.
-            guard change.cause != .snapshot else { continue }
-            let newest = try changes.newestCursor()
-            if newest.rawValue - change.cursor.rawValue > buffer {
-                try await writer.write(ByteBuffer(bytes: lagged(at: change.cursor, newest: newest)))
-                break
-            }
         }
-        if !out.isEmpty { try await writer.write(ByteBuffer(bytes: out)) }
-        try await writer.finish(nil)
+        if !out.isEmpty { await batches.send(ByteBuffer(bytes: out)) }
     }
 
     /// A rendered line as NDJSON (as it is) or as an SSE event whose id is its cursor.
