@@ -62,11 +62,13 @@ public struct APIConfiguration: Sendable {
         public var maxHeaderBytes: Int = 16 << 10
         /// Most header fields in one request.
         public var maxHeaderCount: Int = 64
-        /// Most keys one list page returns (a larger `limit` is clamped to it).
+        /// Most keys one list page may return (a larger `limit` is refused).
         public var maxPageSize: Int = 1000
         /// Changes a feed consumer may fall behind by before the server ends its stream with a
         /// `lagged` event (the cursor to resume from).
         public var feedBuffer: Int = 4096
+        /// How often an idle feed writes a heartbeat line (how it notices a consumer that left).
+        public var feedHeartbeat: Duration = .seconds(15)
 
         public init() {}
     }

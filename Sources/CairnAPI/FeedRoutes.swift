@@ -45,7 +45,6 @@ struct FeedRoutes: Sendable {
                 }
                 self.encoding = encoding
             }
-            if snapshot && cursor != .start { throw Problem.badRequest("snapshot=true starts from the snapshot's own cursor: give no cursor") }
         }
 
         private static func flag(_ text: Substring?, name: String) throws -> Bool? {
@@ -64,7 +63,8 @@ struct FeedRoutes: Sendable {
         let stream = log.changes(after: query.cursor, follow: query.follow, snapshot: query.snapshot, values: query.encoding != .none)
         let renderer = ChangeEventJSON(logID: log.logID.hex, name: name, encoding: query.encoding, tombstones: false, transactions: false)
         let pump = FeedPump(
-            stream: stream, renderer: renderer, events: query.events, buffer: limits.feedBuffer, from: query.snapshot ? nil : query.cursor)
+            stream: stream, renderer: renderer, events: query.events, buffer: limits.feedBuffer, from: query.snapshot ? nil : query.cursor,
+            heartbeatInterval: limits.feedHeartbeat)
         let headers: HTTPFields = [
             .contentType: query.events ? "text/event-stream" : "application/x-ndjson",
             .cacheControl: "no-store",
@@ -84,6 +84,8 @@ struct FeedPump: Sendable {
     let buffer: Int
     /// The cursor the consumer resumes after (`nil` for a snapshot: known once it is taken).
     let from: Cursor?
+    /// How often an idle feed writes a heartbeat.
+    let heartbeatInterval: Duration
 
     /// Bytes gathered before a write (a batch read is written at once when smaller).
     static let writeThreshold = 1 << 16
@@ -101,6 +103,7 @@ struct FeedPump: Sendable {
                     batches.fail(error)
                 }
             }
+            group.addTask { try await heartbeat(into: batches) }
             for try await batch in batches { try await writer.write(batch) }
             group.cancelAll()
         }
@@ -134,6 +137,17 @@ struct FeedPump: Sendable {
             out.removeAll(keepingCapacity: true)
         }
         if !out.isEmpty { await batches.send(ByteBuffer(bytes: out)) }
+    }
+
+    /// While the consumer waits, a line now and then: `{"status":"HEARTBEAT"}` (SSE: a comment).
+    /// Writing is how the server learns a consumer went away (it reads nothing more from the
+    /// connection meanwhile), and it keeps idle-timeout proxies from cutting the stream.
+    private func heartbeat(into batches: AsyncThrowingChannel<ByteBuffer, any Error>) async throws {
+        let line = Array((events ? ": heartbeat\n\n" : "{\"status\":\"HEARTBEAT\"}\n").utf8)
+        while true {
+            try await Task.sleep(for: heartbeatInterval)
+            await batches.send(ByteBuffer(bytes: line))
+        }
     }
 
     /// A rendered line as NDJSON (as it is) or as an SSE event whose id is its cursor.

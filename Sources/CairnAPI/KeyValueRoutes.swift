@@ -120,11 +120,11 @@ struct KeyValueRoutes: Sendable {
         return decoded
     }
 
-    /// `limit` as given (1…maximum; larger values are clamped), or 100.
+    /// `limit` as given (1…maximum), or 100.
     static func pageLimit(_ text: Substring?, maximum: Int) throws -> Int {
         guard let text else { return min(100, maximum) }
-        guard let limit = Int(text), limit >= 1 else { throw Problem.badRequest("limit must be a whole number of 1 or more") }
-        return min(limit, maximum)
+        guard let limit = Int(text), (1...maximum).contains(limit) else { throw Problem.badRequest("limit must be a whole number from 1 to \(maximum)") }
+        return limit
     }
 
     /// The write condition of `If-Match` (an entry id) or `If-None-Match: *`.

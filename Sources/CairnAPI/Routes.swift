@@ -13,7 +13,15 @@ struct Routes: Sendable {
         KeyValueRoutes(log: log, limits: limits).register(on: router)
         FeedRoutes(log: log, limits: limits).register(on: router)
         BundleRoutes(log: log, limits: limits).register(on: router)
+        for (path, allowed) in Self.methods { router.refuseMethods(on: path, allowing: allowed) }
     }
+
+    /// Every path of the API and its methods: the others get `405` with `Allow`.
+    static let methods: [(RouterPath, [HTTPRequest.Method])] = [
+        ("/v1/status", [.get]), ("/v1/heads", [.get]), ("/v1/writers", [.get]),
+        ("/v1/kv/:bucket", [.get]), ("/v1/kv/:bucket/**", [.get, .put, .delete]),
+        ("/v1/changes", [.get]), ("/v1/bundle", [.get, .post]),
+    ]
 
     /// `GET /v1/status`: the log, this node, and counts.
     func status() async throws -> Response {
@@ -68,6 +76,25 @@ struct Routes: Sendable {
         }
         json.close()
         return .json(json)
+    }
+}
+
+extension Router<APIRequestContext> {
+    /// Answers the methods of HTTP other than `allowed` on `path` with a `405` problem
+    /// document naming the allowed ones (instead of the router's `404`).
+    func refuseMethods(on path: RouterPath, allowing allowed: [HTTPRequest.Method]) {
+        let all: [HTTPRequest.Method] = [.get, .head, .put, .post, .delete, .patch, .options, .trace]
+        let allow = allowed.map(\.rawValue).joined(separator: ", ")
+        for method in all where !allowed.contains(method) {
+            on(path, method: method) { _, _ -> Response in
+                var response = Problem(
+                    status: .methodNotAllowed, code: "methodNotAllowed", title: "Method not allowed",
+                    detail: "\(path) allows \(allow)"
+                ).response
+                response.headers[.allow] = allow
+                return response
+            }
+        }
     }
 }
 

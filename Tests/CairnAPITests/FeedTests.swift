@@ -110,3 +110,24 @@ import Testing
         }
     }
 }
+
+extension FeedTests {
+    /// An idle following feed writes heartbeat lines (how the server finds out that a consumer
+    /// left: only a write fails), and they never hide a change.
+    @Test func anIdleFeedSendsHeartbeats() async throws {
+        var limits = APIConfiguration.Limits()
+        limits.feedHeartbeat = .milliseconds(10)
+        try await withServedLog(configuration: try APIConfiguration(listen: "127.0.0.1:0", limits: limits)) { log, address in
+            let lines = try await TestHTTP.exchange(.GET, "/v1/changes", to: address) { _, chunks in
+                var text = ""
+                for try await chunk in chunks {
+                    text += String(decoding: chunk, as: UTF8.self)
+                    if text.components(separatedBy: "{\"status\":\"HEARTBEAT\"}\n").count > 2 { break }
+                }
+                return text.split(separator: "\n").map(String.init)
+            }
+            let changes = lines.filter { $0 != "{\"status\":\"HEARTBEAT\"}" }
+            #expect(changes == (try await tailLines(log)))
+        }
+    }
+}
