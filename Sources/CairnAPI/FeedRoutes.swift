@@ -31,11 +31,9 @@ struct FeedRoutes: Sendable {
         init(_ request: Request) throws {
             let query = request.uri.queryParameters
             events = request.headers[.accept]?.contains("text/event-stream") ?? false
-            let resumed = request.headers[HTTPField.Name("Last-Event-ID")!]
-            if let text = resumed ?? query["cursor"].map(String.init) {
-                guard let raw = Int64(text), raw >= 0 else { throw Problem.badRequest("cursor (or Last-Event-ID) must be a cursor of 0 or more") }
-                cursor = Cursor(raw)
-            }
+            let resumed = try request.headers[HTTPField.Name("Last-Event-ID")!].map { try Self.cursor($0, name: "Last-Event-ID") }
+            let given = try query["cursor"].map { try Self.cursor(String($0), name: "cursor") }
+            cursor = resumed ?? given ?? .start
             follow = try Self.flag(query["follow"], name: "follow") ?? true
             // A reconnecting EventSource repeats the URL: its snapshot was already delivered.
             snapshot = resumed == nil ? try Self.flag(query["snapshot"], name: "snapshot") ?? false : false
@@ -45,6 +43,11 @@ struct FeedRoutes: Sendable {
                 }
                 self.encoding = encoding
             }
+        }
+
+        private static func cursor(_ text: String, name: String) throws -> Cursor {
+            guard let raw = Int64(text), raw >= 0 else { throw Problem.badRequest("\(name) must be a cursor of 0 or more") }
+            return Cursor(raw)
         }
 
         private static func flag(_ text: Substring?, name: String) throws -> Bool? {

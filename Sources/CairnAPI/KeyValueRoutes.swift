@@ -127,21 +127,22 @@ struct KeyValueRoutes: Sendable {
         return limit
     }
 
-    /// The write condition of `If-Match` (an entry id) or `If-None-Match: *`.
+    /// The write condition of `If-Match` (an entry id) or `If-None-Match: *`; both are checked
+    /// for form, and `If-Match` decides when both are sent (it is evaluated first, RFC 9110 §13.2.2).
     static func condition(_ headers: HTTPFields) throws -> WriteCondition? {
-        if let match = headers[.ifMatch] {
+        let current = try headers[.ifMatch].map { match in
             guard let id = Hash32(hex: unquoted(match)) else {
                 throw Problem.badRequest("If-Match must name the key's current entry id (64 hex digits, from Cairn-Entry)")
             }
-            return .current(id)
+            return WriteCondition.current(id)
         }
-        if let noneMatch = headers[.ifNoneMatch] {
+        let absent = try headers[.ifNoneMatch].map { noneMatch in
             guard noneMatch.trimmingCharacters(in: .whitespaces) == "*" else {
                 throw Problem.badRequest("on a write, If-None-Match may only be * (write only if the key has no value)")
             }
-            return .absent
+            return WriteCondition.absent
         }
-        return nil
+        return current ?? absent
     }
 
     static func tag(_ digest: Hash32) -> String { "\"\(digest.hex)\"" }

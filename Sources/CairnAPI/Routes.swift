@@ -80,10 +80,13 @@ struct Routes: Sendable {
 }
 
 extension Router<APIRequestContext> {
+    /// The safe method with a body (draft-ietf-httpbis-safe-method-w-body), which clients probe.
+    private static let query = HTTPRequest.Method("QUERY")!
+
     /// Answers the methods of HTTP other than `allowed` on `path` with a `405` problem
     /// document naming the allowed ones (instead of the router's `404`).
     func refuseMethods(on path: RouterPath, allowing allowed: [HTTPRequest.Method]) {
-        let all: [HTTPRequest.Method] = [.get, .head, .put, .post, .delete, .patch, .options, .trace]
+        let all: [HTTPRequest.Method] = [.get, .head, .put, .post, .delete, .patch, .options, .trace, Self.query]
         let allow = allowed.map(\.rawValue).joined(separator: ", ")
         for method in all where !allowed.contains(method) {
             on(path, method: method) { _, _ -> Response in
