@@ -76,7 +76,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "CairnBench", dependencies: [
-            "Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite",
+            "Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnReconcile", "CairnTestSupport", "CSodium", "CSQLite", "CairnAPI",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // Seeded randomness shared by the tests and the benchmark.

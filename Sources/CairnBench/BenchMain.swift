@@ -15,6 +15,7 @@ import Foundation
 ///     swift run -c release cairn-bench sync [--entries N] [--pushes N] [--items N] [--diffs N]
 ///     swift run -c release cairn-bench get [--keys N] [--gets N]   # small gets beside a 50 MiB value
 ///     swift run -c release cairn-bench cli --entries 1000000 [--dir PATH] [--reimport]   # log/ls/get/history as subprocesses
+///     swift run -c release cairn-bench api [--seconds N] [--events N]   # HTTP API with wrk, change feed
 @main
 struct BenchMain {
     static func main() async throws {
@@ -29,11 +30,12 @@ struct BenchMain {
         case "reconcile": try ReconcileBenchmark.run(arguments: arguments)
         case "sync": try await SyncBenchmark(arguments: arguments).run()
         case "cli": try await CLIBenchmark(arguments: arguments).run()
+        case "api": try await APIBenchmark(arguments: arguments).run()
         case "get":
             try await CoreBenchmark(entries: entries).getBesideLargeValue(
                 keys: option("--keys", in: arguments) ?? 10_000, gets: option("--gets", in: arguments) ?? 20_000)
         default:
-            print("usage: cairn-bench [core|import-memory|reconcile|sync|get|cli] [--entries N] [--items N] [--keys N] [--gets N]")
+            print("usage: cairn-bench [core|import-memory|reconcile|sync|get|cli|api] [--entries N] [--items N] [--keys N] [--gets N] [--seconds N] [--events N]")
             exit(2)
         }
     }
@@ -41,6 +43,13 @@ struct BenchMain {
     static func option(_ name: String, in arguments: [String]) -> Int? {
         guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
         return Int(arguments[i + 1])
+    }
+}
+
+extension BenchMain {
+    /// Async wall-clock seconds of `body` (a name the benchmarks with a `seconds` setting can reach).
+    static func seconds(_ body: () async throws -> Void) async rethrows -> Double {
+        try await CairnBench.seconds(body)
     }
 }
 
