@@ -8,9 +8,10 @@ struct APIRequestContext: RequestContext {
         coreContext = .init(source: source)
     }
 
-    /// Bodies are streamed and bounded by each route (``APIConfiguration/Limits``), not
-    /// collected up to a global size.
-    var maxUploadSize: Int { 0 }
+    /// The bound of bodies collected or decoded whole through Hummingbird (small JSON bodies).
+    /// Values and bundles are streamed and bounded by their own routes
+    /// (``APIConfiguration/Limits``) instead.
+    var maxUploadSize: Int { 1 << 20 }
 }
 
 /// The router every route registers on.
