@@ -53,11 +53,15 @@ struct APIBenchmark {
             report("feed events to 1 consumer", try await feedRate(feed, consumers: 1))
             report("feed events to 100 consumers (total)", try await feedRate(feed, consumers: 100))
 
-            let unstalled = try await concurrentRate(count: 2_000) { i in try await log.put("stall0", "k\(i)", objectID(i)) }
-            let stalled = try StalledConsumer(base: base)
-            let during = try await concurrentRate(count: 2_000) { i in try await log.put("stall1", "k\(i)", objectID(i)) }
-            stalled.close()
-            report("put with a stalled feed consumer", during, limit: unstalled, note: "ratio of put without it (goal ≈ 1×)")
+            // Alternating rounds, best of each, so the machine's noise does not pass for an effect.
+            var (unstalled, during) = (0.0, 0.0)
+            for round in 0..<3 {
+                unstalled = max(unstalled, try await concurrentRate(count: 2_000) { i in try await log.put("free\(round)", "k\(i)", objectID(i)) })
+                let stalled = try StalledConsumer(base: base)
+                during = max(during, try await concurrentRate(count: 2_000) { i in try await log.put("stalled\(round)", "k\(i)", objectID(i)) })
+                stalled.close()
+            }
+            report("put with a stalled feed consumer", during, limit: unstalled, note: "ratio of put without it (goal ≈ 1×; best of 3 each)")
 
             await group.triggerGracefulShutdown()
             try await tasks.next()
