@@ -41,7 +41,8 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [program] + arguments
-        process.currentDirectoryURL = Self.python
+        // Outside the repository: schemathesis keeps a cache of failures in its working directory.
+        process.currentDirectoryURL = FileManager.default.temporaryDirectory
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
