@@ -50,7 +50,11 @@ struct KeyValueRoutes: Sendable {
         let value = try await collect(request.body, limit: limits.maxValueBytes)
         let entry =
             if let condition { try await log.put(bucket, key, value, if: condition) } else { try await log.put(bucket, key, value) }
-        return written(entry, status: condition == .absent ? .created : .ok, digest: ValueRef(of: value).digest)
+        // The digest the entry signed (hashing the value again would cost a pass over it).
+        guard case .put(_, _, let ref) = entry.payload else {
+            throw Problem(status: .internalServerError, code: "internal", title: "The server failed", detail: "a put returned a \(entry.kind) entry")
+        }
+        return written(entry, status: condition == .absent ? .created : .ok, digest: ref.digest)
     }
 
     /// `DELETE`: writes a tombstone (`404` when the key has no live value); `If-Match` as for `PUT`.
