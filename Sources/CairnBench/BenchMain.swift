@@ -16,6 +16,7 @@ import Foundation
 ///     swift run -c release cairn-bench get [--keys N] [--gets N]   # small gets beside a 50 MiB value
 ///     swift run -c release cairn-bench cli --entries 1000000 [--dir PATH] [--reimport]   # log/ls/get/history as subprocesses
 ///     swift run -c release cairn-bench mesh [--nodes 10,25,50] [--writes 1000] [--peers 3] [--seed S]   # one cairn serve per node
+///     swift run -c release cairn-bench api [--seconds N] [--events N]   # HTTP API with wrk, change feed
 @main
 struct BenchMain {
     static func main() async throws {
@@ -32,11 +33,12 @@ struct BenchMain {
         case "cli": try await CLIBenchmark(arguments: arguments).run()
         case "singles": try await CoreBenchmark(entries: entries).singles(count: option("--puts", in: arguments) ?? 5_000)
         case "mesh": try await MeshBenchmark(arguments: arguments).run()
+        case "api": try await APIBenchmark(arguments: arguments).run()
         case "get":
             try await CoreBenchmark(entries: entries).getBesideLargeValue(
                 keys: option("--keys", in: arguments) ?? 10_000, gets: option("--gets", in: arguments) ?? 20_000)
         default:
-            print("usage: cairn-bench [core|singles|import-memory|reconcile|sync|get|cli|mesh] [--entries N] [--items N] [--keys N] [--gets N]")
+            print("usage: cairn-bench [core|singles|import-memory|reconcile|sync|get|cli|mesh|api] [--entries N] [--items N] [--keys N] [--gets N] [--seconds N] [--events N]")
             exit(2)
         }
     }
@@ -44,6 +46,13 @@ struct BenchMain {
     static func option(_ name: String, in arguments: [String]) -> Int? {
         guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
         return Int(arguments[i + 1])
+    }
+}
+
+extension BenchMain {
+    /// Async wall-clock seconds of `body` (a name the benchmarks with a `seconds` setting can reach).
+    static func seconds(_ body: () async throws -> Void) async rethrows -> Double {
+        try await CairnBench.seconds(body)
     }
 }
 
