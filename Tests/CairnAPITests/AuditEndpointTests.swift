@@ -1,0 +1,197 @@
+import Cairn
+import CairnAPI
+import Foundation
+import Testing
+
+/// The audit view's endpoints over a real socket, on a generated log with branches, merges and
+/// a revoked writer (``AuditTestLog``).
+@Suite("Audit view endpoints")
+struct AuditEndpointTests {
+    /// One generated log per test; the seed is printed so a failure can be replayed.
+    private func withAuditLog<T: Sendable>(_ body: (AuditTestLog, APIConfiguration.Address) async throws -> T) async throws -> T {
+        let seed = UInt64(ProcessInfo.processInfo.environment["CAIRN_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64(UInt32.max))
+        print("AuditEndpointTests seed \(seed) (set CAIRN_SEED to repeat)")
+        let root = temporaryPath("audit")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let generated = try await AuditTestLog.make(root: root, seed: seed, steps: 120)
+        return try await withServedLog(generated.log) { address in try await body(generated, address) }
+    }
+
+    @Test func windowsWalkTheWholeLogNewestFirstWithParentsAndDecisions() async throws {
+        try await withAuditLog { generated, address in
+            var all = LogFilter()
+            all.newestFirst = true
+            let expected = try await generated.log.log(all)
+            var rows: [[String: Any]] = []
+            var target = "/v1/log?limit=25"
+            while true {
+                let page = try jsonObject(try await TestHTTP.send(.GET, target, to: address))
+                let entries = try #require(page["entries"] as? [[String: Any]])
+                rows += entries
+                guard let next = page["next"] as? String else { break }
+                #expect(entries.count == 25)
+                target = "/v1/log?limit=25&before=\(next)"
+            }
+            #expect(rows.map { $0["id"] as? String } == expected.map { $0.entry.id.hex })
+            #expect(rows.map { $0["parents"] as? [String] ?? [] } == expected.map { $0.entry.parents.map(\.hex) })
+            for (row, stored) in zip(rows, expected) {
+                #expect(row["author"] as? String == stored.entry.author.hex)
+                #expect(row["inert"] as? Bool == stored.inert)
+                if case .merge(let decisions) = stored.entry.payload {
+                    let documented = row["decisions"] as? [[String: Any]] ?? []
+                    #expect(documented.map { $0["winner"] as? String } == decisions.map { $0.winner.hex })
+                    #expect(row["first_parent"] as? String != nil)
+                } else {
+                    #expect(row["decisions"] == nil)
+                }
+            }
+        }
+    }
+
+    @Test func badWindowQueriesAreProblemDocuments() async throws {
+        try await withAuditLog { _, address in
+            for target in ["/v1/log?limit=0", "/v1/log?limit=1001", "/v1/log?limit=x", "/v1/log?before=12", "/v1/log?before=1-zz"] {
+                let reply = try await TestHTTP.send(.GET, target, to: address)
+                #expect(reply.status == 400, "\(target)")
+                #expect(reply.header("content-type") == "application/problem+json", "\(target)")
+                #expect((try jsonObject(reply)["type"] as? String)?.hasPrefix("https://cairn.dev/problems/") == true)
+            }
+        }
+    }
+
+    @Test func anEntryInFullWithItsVerification() async throws {
+        try await withAuditLog { generated, address in
+            var filter = LogFilter()
+            filter.limit = 50
+            let stored = try #require(try await generated.log.log(filter).first { $0.entry.kind == .put })
+            let reply = try await TestHTTP.send(.GET, "/v1/entries/\(stored.entry.id.hex.prefix(10))", to: address)
+            #expect(reply.status == 200)
+            let entry = try jsonObject(reply)
+            #expect(entry["id"] as? String == stored.entry.id.hex)
+            #expect(entry["signature"] as? String == stored.entry.signature.map { String(format: "%02x", $0) }.joined())
+            #expect(entry["seq"] as? Int == Int(stored.seq))
+            let value = try #require(entry["value"] as? [String: Any])
+            #expect(value["state"] as? String == "present")
+            let verification = try #require(entry["verification"] as? [String: Any])
+            #expect(verification["id_matches_body"] as? Bool == true)
+            #expect(verification["signature_valid"] as? Bool == true)
+            #expect(verification["parents_present"] as? Bool == true)
+
+            let missing = try await TestHTTP.send(.GET, "/v1/entries/\(String(repeating: "0", count: 64))", to: address)
+            #expect(missing.status == 404)
+            #expect(missing.header("content-type") == "application/problem+json")
+        }
+    }
+
+    @Test func anAmbiguousPrefixListsItsCandidates() async throws {
+        let root = temporaryPath("ambiguous")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let log = try CairnLog.create(at: root, name: "ambiguous")
+        // Write until two ids share their first 4 hex digits (a few hundred entries, by the
+        // birthday bound on 65,536 prefixes).
+        var byPrefix: [String: [Hash32]] = [:]
+        var shared: String?
+        for batch in 0..<50 where shared == nil {
+            let written = try await log.write((0..<100).map { .put(bucket: "b", key: "k\(batch)-\($0)", value: [UInt8(truncatingIfNeeded: $0)]) })
+            for entry in written {
+                let prefix = String(entry.id.hex.prefix(4))
+                byPrefix[prefix, default: []].append(entry.id)
+                if byPrefix[prefix]!.count > 1 { shared = prefix }
+            }
+        }
+        let prefix = try #require(shared)
+        try await withServedLog(log) { address in
+            let reply = try await TestHTTP.send(.GET, "/v1/entries/\(prefix)", to: address)
+            #expect(reply.status == 400)
+            let problem = try jsonObject(reply)
+            #expect(problem["type"] as? String == "https://cairn.dev/problems/ambiguous")
+            let candidates = try #require(problem["candidates"] as? [[String: Any]])
+            #expect(Set(candidates.compactMap { $0["id"] as? String }) == Set(byPrefix[prefix]!.map(\.hex)))
+        }
+    }
+
+    @Test func aKeyHistoryNamesTheWinnerAndTheLosers() async throws {
+        try await withAuditLog { generated, address in
+            // The key most merges decided about (keys hold a slash: k3/v).
+            var filter = LogFilter()
+            filter.newestFirst = false
+            var decided: [String: Int] = [:]
+            for stored in try await generated.log.log(filter) {
+                guard case .merge(let decisions) = stored.entry.payload else { continue }
+                for decision in decisions { decided["\(decision.bucket)\n\(decision.key)", default: 0] += 1 }
+            }
+            let path = try #require(decided.max { $0.value < $1.value }?.key).split(separator: "\n").map(String.init)
+            let (bucket, key) = (path[0], path[1])
+            let history = try await generated.log.history(bucket, key)
+            for target in ["/v1/keys/\(bucket)/\(key)/history", "/v1/keys/\(bucket)/\(key.replacingOccurrences(of: "/", with: "%2F"))/history"] {
+                let document = try jsonObject(try await TestHTTP.send(.GET, target, to: address))
+                #expect(document["key"] as? String == key, "\(target)")
+                #expect(document["winner"] as? String == history.winner?.hex)
+                let versions = try #require(document["versions"] as? [[String: Any]])
+                #expect(versions.map { $0["id"] as? String } == history.versions.map { $0.entry.id.hex })
+                #expect(versions.filter { $0["status"] as? String == "winner" }.count == 1)
+                let losers = Set(versions.filter { $0["status"] as? String == "loser" }.compactMap { $0["id"] as? String })
+                #expect(losers == Set(history.concurrentLosers.subtracting(history.winner.map { [$0] } ?? []).map(\.hex)))
+                #expect((document["merges"] as? [Any])?.count == history.merges.count)
+            }
+            let never = try jsonObject(try await TestHTTP.send(.GET, "/v1/keys/\(bucket)/never-written/history", to: address))
+            #expect(never["winner"] == nil)
+            #expect((never["versions"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test func theWriterSetOverTimeShowsTheRevocation() async throws {
+        try await withAuditLog { generated, address in
+            let document = try jsonObject(try await TestHTTP.send(.GET, "/v1/writers/history", to: address))
+            let events = try #require(document["events"] as? [[String: Any]])
+            #expect(events.map { $0["kind"] as? String } == ["genesis", "add-writer", "add-writer", "revoke-writer"])
+            #expect(events.allSatisfy { $0["took_effect"] as? Bool == true })
+            let writers = try #require(document["writers"] as? [[String: Any]])
+            let revoked = writers.filter { $0["revoked_from"] != nil }
+            #expect(revoked.count == 1)
+            let changes = try #require(events.last?["changes"] as? [[String: Any]])
+            #expect(changes.first?["key"] as? String == revoked.first?["key"] as? String)
+            _ = generated
+        }
+    }
+
+    @Test func verifyRunsAsAJobWithProgress() async throws {
+        try await withAuditLog { generated, address in
+            let started = try await TestHTTP.send(.POST, "/v1/verify", to: address)
+            #expect(started.status == 202)
+            let job = try #require(try jsonObject(started)["job"] as? String)
+            #expect(started.header("location") == "/v1/verify/\(job)")
+            // Follow the job until it ends, as the page does (bounded: a check of a few hundred
+            // entries takes milliseconds).
+            var document: [String: Any] = [:]
+            for _ in 0..<2000 {
+                document = try jsonObject(try await TestHTTP.send(.GET, "/v1/verify/\(job)", to: address))
+                if document["state"] as? String != "running" { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(document["state"] as? String == "done")
+            #expect(document["entries_checked"] as? Int == (try await generated.log.counts().entries))
+            #expect((document["problems"] as? [Any])?.isEmpty == true)
+            #expect(document["checked"] as? Int == document["total"] as? Int)
+
+            let unknown = try await TestHTTP.send(.GET, "/v1/verify/999", to: address)
+            #expect(unknown.status == 404)
+        }
+    }
+
+    @Test func thePageIsServedAtTheRootWithContentTypes() async throws {
+        try await withAuditLog { _, address in
+            for (path, type) in [("/", "text/html"), ("/index.html", "text/html"), ("/app.js", "javascript"), ("/style.css", "text/css")] {
+                let reply = try await TestHTTP.send(.GET, path, to: address)
+                #expect(reply.status == 200, "\(path)")
+                #expect(reply.header("content-type")?.contains(type) == true, "\(path): \(reply.header("content-type") ?? "none")")
+                #expect(reply.header("cache-control") == "no-cache", "\(path)")
+                #expect(reply.header("etag") != nil, "\(path)")
+            }
+            #expect(try await TestHTTP.send(.GET, "/", to: address).text.contains("<script src=\"app.js\">"))
+            let missing = try await TestHTTP.send(.GET, "/no-such-file.js", to: address)
+            #expect(missing.status == 404)
+            #expect(missing.header("content-type") == "application/problem+json")
+        }
+    }
+}

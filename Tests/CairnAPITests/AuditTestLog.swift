@@ -1,0 +1,69 @@
+import Cairn
+import Foundation
+
+/// A log such as an auditor would look at, generated from a seed: three writers on three nodes
+/// write keys concurrently and exchange entries now and then (so merges record decisions), and
+/// node 0, the admin, revokes node 2 partway, which keeps writing until the revocation reaches
+/// it (those entries are inert). Node 0's directory is the one served.
+struct AuditTestLog {
+    let path: String
+    let log: CairnLog
+    let seed: UInt64
+
+    /// A small seeded generator (SplitMix64): the same seed makes the same sequence of writes.
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Makes the log in a new temporary directory (the caller removes `root`).
+    static func make(root: String, seed: UInt64, steps: Int = 300) async throws -> AuditTestLog {
+        var random = Generator(state: seed)
+        let first = try CairnLog.create(at: root + "/n0", name: "audited")
+        let genesis = try await first.genesis
+        var nodes = [first]
+        for index in 1...2 {
+            let node = try CairnLog.join(at: root + "/n\(index)", genesis: genesis)
+            try await first.addWriter(node.nodeKey)
+            nodes.append(node)
+        }
+        for node in nodes.dropFirst() { try await copy(from: first, to: node) }
+
+        let revokeAt = steps * 2 / 3
+        for step in 0..<steps {
+            if step == revokeAt { try await first.revokeWriter(nodes[2].nodeKey) }
+            let actor = Int.random(in: 0..<3, using: &random)
+            if Int.random(in: 0..<4, using: &random) > 0 {
+                // The revoked node writes until it learns of its revocation; then it may not.
+                do {
+                    try await nodes[actor].put(["config", "tables"][step % 2], "k\(Int.random(in: 0..<8, using: &random))/v", Array("v\(step)".utf8))
+                } catch where error.code == .notAuthorized {}
+            } else {
+                let source = Int.random(in: 0..<3, using: &random)
+                if source != actor { try await copy(from: nodes[source], to: nodes[actor]) }
+            }
+        }
+        for node in nodes.dropFirst() { try await copy(from: node, to: first) }
+        return AuditTestLog(path: root + "/n0", log: first, seed: seed)
+    }
+
+    /// Copies every entry (and value) of `source` into `target`, oldest first (known ones are
+    /// duplicates, which change nothing).
+    static func copy(from source: CairnLog, to target: CairnLog) async throws {
+        var filter = LogFilter()
+        filter.newestFirst = false
+        var raws: [RawEntry] = []
+        for stored in try await source.log(filter) {
+            var value: [UInt8]?
+            if case .put(_, _, let ref) = stored.entry.payload, case .present(let bytes) = try await source.value(ref.digest) { value = bytes }
+            raws.append(RawEntry(body: stored.entry.bodyBytes, signature: stored.entry.signature, value: value))
+        }
+        _ = try await target.insert(raws)
+    }
+}
