@@ -13,6 +13,7 @@ public typealias WallClock = CairnCore.WallClock
 public typealias EntryBody = CairnCore.EntryBody
 public typealias HLC = CairnCore.HLC
 public typealias Hash32 = CairnCore.Hash32
+public typealias Hex = CairnCore.Hex
 public typealias MergeDecision = CairnCore.MergeDecision
 public typealias PublicKey = CairnCore.PublicKey
 public typealias SignedEntry = CairnCore.SignedEntry

@@ -6,7 +6,7 @@ import Hummingbird
 /// (``WebAssets``). ``APIServer`` calls it after registering the API's own routes.
 func registerAuditRoutes(on router: APIRouter, log: CairnLog) {
     AuditRoutes(log: log).register(on: router)
-    router.add(middleware: WebAssets.middleware())
+    if let files = WebAssets.middleware() { router.add(middleware: files) }
 }
 
 /// The audit view's read endpoints (docs/openapi.yaml, "audit view paths") and the page
@@ -59,11 +59,8 @@ struct AuditRoutes: Sendable {
         let stored: StoredEntry
         do {
             stored = try await log.entry(prefix: prefix)
-        } catch where error.code == .ambiguous {
-            let candidates = try await log.entries(prefix: prefix, limit: Self.candidateCount)
-            var problem = Problem(error)
-            problem.extra = [("candidates", try AuditJSON.text(candidates.map(CandidateDocument.init)))]
-            throw problem
+        } catch {
+            throw try await explained(error, prefix: prefix)
         }
         let entry = stored.entry
         var missing: [Hash32] = []
@@ -74,6 +71,16 @@ struct AuditRoutes: Sendable {
         // shows the two agree.
         let idMatches = try await log.entry(entry.id)?.seq == stored.seq
         return try AuditJSON.response(EntryDetailDocument(stored, idMatchesBody: idMatches, value: value, missingParents: missing))
+    }
+
+    /// An ambiguous prefix's problem document lists the entries it matches; other errors are
+    /// returned as they are.
+    private func explained(_ error: CairnError, prefix: String) async throws -> any Error {
+        guard error.code == .ambiguous else { return error }
+        let candidates = try await log.entries(prefix: prefix, limit: Self.candidateCount)
+        var problem = Problem(error)
+        problem.extra = [("candidates", try AuditJSON.text(candidates.map(CandidateDocument.init)))]
+        return problem
     }
 
     /// `rest` is the key's segments then `history`: a key may hold `/`, sent as is or as `%2F`.
@@ -100,7 +107,7 @@ struct AuditRoutes: Sendable {
             var response = try AuditJSON.response(["job": id, "href": "/v1/verify/\(id)"], status: .accepted)
             response.headers[.location] = "/v1/verify/\(id)"
             return response
-        } catch .busy(let running) {
+        } catch VerifyJobs.StartError.busy(let running) {
             throw Problem(
                 status: .conflict, code: "verifyRunning", title: "A verify job is already running",
                 detail: "verify job \(running) is still running; follow it at /v1/verify/\(running)",
