@@ -7,6 +7,7 @@ import PackageDescription
 //   CairnReconcile (Negentropy V1 set reconciliation) stands alone: no Cairn types, no networking.
 //   CairnNoise (Noise XXpsk3 handshake and transport) stands alone: bytes in, bytes out.
 //   CairnSync (the sync node: SwiftNIO sessions over CairnNoise, delta fetch, push, RBSR) ← cairn serve
+//   CairnAPI (the local JSON HTTP API on Hummingbird 2, over the Cairn facade only) ← cairn api, cairn serve --api
 let package = Package(
     name: "cairn",
     platforms: [.macOS(.v15)],
@@ -14,6 +15,7 @@ let package = Package(
         .library(name: "Cairn", targets: ["Cairn"]),
         .library(name: "CairnSync", targets: ["CairnSync"]),
         .library(name: "CairnReconcile", targets: ["CairnReconcile"]),
+        .library(name: "CairnAPI", targets: ["CairnAPI"]),
         .executable(name: "cairn", targets: ["CairnCLI"]),
         .executable(name: "cairn-bench", targets: ["CairnBench"]),
     ],
@@ -24,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -52,8 +56,16 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
+        .target(name: "CairnAPI", dependencies: [
+            "Cairn",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], resources: [.copy("Resources/web")]),  // the web audit view's page, served at /
         .executableTarget(name: "CairnCLI", dependencies: [
-            "Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnSQLite",
+            "Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnSQLite", "CairnAPI",
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -80,5 +92,13 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .testTarget(name: "CairnCLITests", dependencies: ["Cairn", "CairnCore", "CairnStore", "CairnSQLite"]),
+        .testTarget(name: "CairnAPITests", dependencies: [
+            "CairnAPI", "Cairn", "CairnTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
     ]
 )

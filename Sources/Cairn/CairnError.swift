@@ -47,6 +47,8 @@ public struct CairnError: Error, Sendable, CustomStringConvertible, LocalizedErr
         public static let corrupt = Code("corrupt")
         /// A file could not be read or written.
         public static let io = Code("io")
+        /// A conditional write's condition did not hold: the key moved on; nothing was written.
+        public static let conditionFailed = Code("conditionFailed")
         /// Anything else; the message says what.
         public static let other = Code("other")
     }
@@ -109,6 +111,7 @@ public struct CairnError: Error, Sendable, CustomStringConvertible, LocalizedErr
         case let error as InviteError: (.invalidInput, error.description)
         case let error as PeerAddressError: (.invalidInput, error.description)
         case let error as ValueError: (.notFound, error.description)
+        case let error as ConditionFailed: (.conditionFailed, error.description)
         case let error as RejectReason: (.refused, "rejected: \(error.description)")
         case let error as EntryFormatError: (.invalidInput, "invalid entry: \(error.description)")
         case let error as ReconcileError: (.invalidInput, "reconciliation: \(error)")

@@ -83,6 +83,15 @@ public struct ChangeStream: AsyncSequence, Sendable {
             return change
         }
 
+        /// The newest cursor of the log now, read on this iterator's own connection (never
+        /// waiting on the log's writer): how far a consumer is behind is this minus the cursor
+        /// it has been given.
+        ///
+        /// - Throws: `SQLiteError` reading the log.
+        package mutating func newestCursor() throws -> Cursor {
+            try openStore().lastCursor()
+        }
+
         private mutating func openStore() throws -> LogStore {
             if let store { return store }
             let opened = try LogStore.open(path: stream.databasePath, readOnly: true)

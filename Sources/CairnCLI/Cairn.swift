@@ -46,7 +46,7 @@ struct Cairn: AsyncParsableCommand {
             LogCommand.self, ShowCommand.self, HistoryCommand.self, VerifyCommand.self,
             WritersCommand.self, ExportCommand.self, ImportCommand.self, PurgeCommand.self,
             StatusCommand.self, TailCommand.self, InviteCommand.self, JoinCommand.self, PeersCommand.self,
-            ServeCommand.self,
+            ServeCommand.self, APICommand.self,
         ]
     )
 

@@ -2,6 +2,7 @@ import CairnCore
 import CairnStore
 import ArgumentParser
 import Cairn
+import CairnAPI
 import CairnSQLite
 
 /// Errors the CLI itself raises (the library's own errors are mapped in ``ErrorReport``).
@@ -49,6 +50,7 @@ enum ErrorReport {
             default: error.description
             }
         case let error as BundleError: error.description
+        case let error as APIConfigurationError: error.description
         case let error as InviteError: error.description
         case let error as PeerAddressError: error.description
         case let error as ValueError: error.description

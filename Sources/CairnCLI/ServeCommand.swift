@@ -2,6 +2,7 @@ import CairnCore
 import CairnStore
 import ArgumentParser
 import Cairn
+import CairnAPI
 import CairnSync
 import Foundation
 import Logging
@@ -33,6 +34,8 @@ struct ServeCommand: CairnCommand {
             Inbound peers must hold the network secret and, by default, a key in the log's writer \
             set (or pinned in the peer list). Read-only nodes are not in the writer set: admit them \
             with --allow KEY (or "allow"), or admit every holder of the secret with --allow-any.
+
+            With --api HOST:PORT (or unix:PATH), the JSON HTTP API of `cairn api` runs in the same             process and stops with it; it prints `api listening ADDRESS` once bound.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -69,6 +72,12 @@ struct ServeCommand: CairnCommand {
 
     @Flag(name: .customLong("allow-any"), help: "Admit any inbound peer that holds the network secret.")
     var allowAny = false
+
+    @Option(help: ArgumentHelp("Also serve the JSON HTTP API here (as `cairn api --listen`).", valueName: "host:port|unix:path"))
+    var api: String?
+
+    @Option(help: ArgumentHelp("The API's bearer token file (as `cairn api --token-file`).", valueName: "path"))
+    var apiTokenFile: String?
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Default: info (debug with --verbose).", valueName: "level"))
     var logLevel: String?
 
@@ -76,6 +85,7 @@ struct ServeCommand: CairnCommand {
     var logFormat: String?
 
     func validate() throws {
+        if apiTokenFile != nil && api == nil { throw ValidationError("--api-token-file needs --api") }
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -105,11 +115,13 @@ struct ServeCommand: CairnCommand {
         let node = try SyncNode(log: log, configuration: try settings.configuration(), logger: logger)
         let host = settings.listen.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "127.0.0.1"
         let notifier = ServiceNotifier(environment: ProcessInfo.processInfo.environment)
+        let apiServer = try api.map { try APIServer(log: log, configuration: try APIConfiguration(listen: $0, tokenFile: apiTokenFile)) }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: node), .init(service: ShutdownNotice(notifier: notifier))],
+                services: [.init(service: node), .init(service: ShutdownNotice(notifier: notifier))] + (apiServer.map { [.init(service: $0)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
+            if let apiServer { tasks.addTask { try await announce(apiServer) } }
             tasks.addTask {
                 guard let port = try? await node.listeningPort() else { return }
                 try Terminal.out.line("listening \(host):\(port) node \(log.nodeKey.hex)")

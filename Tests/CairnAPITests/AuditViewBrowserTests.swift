@@ -1,5 +1,6 @@
 import Cairn
 import CairnAPI
+import CairnTestSupport
 import Foundation
 import Testing
 
@@ -17,8 +18,7 @@ struct AuditViewBrowserTests {
     /// saves a screenshot (to `docs/audit-view.png` when `CAIRN_UPDATE_SCREENSHOT=1`).
     @Test func rendersTheDAGAndNavigatesEntryParentKeyHistory() async throws {
         let chromium = try #require(Self.chromium, "chromium is needed for this test (.ci/run installs it)")
-        let seed = UInt64(ProcessInfo.processInfo.environment["CAIRN_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64(UInt32.max))
-        print("AuditViewBrowserTests seed \(seed) (set CAIRN_SEED to repeat)")
+        let seed = randomizedTestSeed("AuditViewBrowserTests")
         let root = temporaryPath("audit-view")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let generated = try await AuditTestLog.make(root: root, seed: seed)
@@ -40,39 +40,49 @@ struct AuditViewBrowserTests {
 
         let update = ProcessInfo.processInfo.environment["CAIRN_UPDATE_SCREENSHOT"] == "1"
         let screenshot = update ? Self.packageRoot.appendingPathComponent("docs/audit-view.png").path : root + "/audit-view.png"
-        let seen = try await withServedLog(log) { address in
+        let output = try await withServedLog(log) { address in
             try await runDriver(["walk", "http://\(address)", start.entry.id.hex, screenshot], chromium: chromium)
         }
+        let seen = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any], "the driver prints one JSON object")
 
-        #expect(seen["rows"] as? Int == entries.count, "seed \(seed): one row per entry")
-        #expect(seen["edges"] as? Int == entries.reduce(0) { $0 + $1.entry.parents.count }, "seed \(seed): one edge per parent link")
-        #expect((seen["first_window_rows"] as? Int ?? 0) < entries.count, "seed \(seed): the first window is not the whole log")
-        let inDOM = seen["rows_in_dom"] as? Int ?? 0
+        let parentLinks: Int = entries.map(\.entry.parents.count).reduce(0, +)
+        let rows: Int = seen["rows"] as? Int ?? -1
+        let edges: Int = seen["edges"] as? Int ?? -1
+        let firstWindow: Int = seen["first_window_rows"] as? Int ?? 0
+        let inDOM: Int = seen["rows_in_dom"] as? Int ?? 0
+        #expect(rows == entries.count, "seed \(seed): one row per entry")
+        #expect(edges == parentLinks, "seed \(seed): one edge per parent link")
+        #expect(firstWindow > 0 && firstWindow < entries.count, "seed \(seed): the first window is not the whole log")
         #expect(inDOM > 0 && inDOM < entries.count, "seed \(seed): only the rows on screen are in the page")
         #expect(seen["entry"] as? String == start.entry.id.hex)
         #expect(seen["selected_row"] as? String == start.entry.id.hex, "the entry's row is selected in the graph")
-        #expect((seen["verification"] as? [String] ?? []).allSatisfy { $0.hasPrefix("✓") })
+        let verification: [String] = seen["verification"] as? [String] ?? []
+        #expect(!verification.isEmpty && verification.allSatisfy { $0.hasPrefix("✓") })
         #expect(seen["parent"] as? String == parent.entry.id.hex)
         #expect(seen["key"] as? String == "\(bucket)/\(key)")
 
         let history = try await log.history(bucket, key)
-        let versions = seen["versions"] as? [[String: String]] ?? []
-        #expect(versions.map { $0["id"] ?? "" } == history.versions.reversed().map { String($0.entry.id.hex.prefix(12)) })
-        #expect(versions.first { $0["status"] == "winner" }?["id"] == history.winner.map { String($0.hex.prefix(12)) })
+        let versions: [[String: String]] = seen["versions"] as? [[String: String]] ?? []
+        let shown: [String] = versions.map { $0["id"] ?? "" }
+        let newestFirst: [String] = history.versions.reversed().map { String($0.entry.id.hex.prefix(12)) }
+        #expect(shown == newestFirst)
+        let shownWinner: String? = versions.first { $0["status"] == "winner" }?["id"]
+        let winner: String? = history.winner.map { String($0.hex.prefix(12)) }
+        #expect(shownWinner == winner)
 
         let png = try Data(contentsOf: URL(fileURLWithPath: screenshot))
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "the screenshot is a PNG")
     }
 
     /// Runs the driver script on a thread of its own (it blocks until the browser is done);
-    /// its stdout is one JSON object.
-    private func runDriver(_ arguments: [String], chromium: String) async throws -> [String: Any] {
+    /// returns its stdout.
+    private func runDriver(_ arguments: [String], chromium: String) async throws -> Data {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread { continuation.resume(with: Result { try runDriverBlocking(arguments, chromium: chromium) }) }
         }
     }
 
-    private func runDriverBlocking(_ arguments: [String], chromium: String) throws -> [String: Any] {
+    private func runDriverBlocking(_ arguments: [String], chromium: String) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", Self.driver] + arguments
@@ -87,10 +97,7 @@ struct AuditViewBrowserTests {
         guard process.terminationStatus == 0 else {
             throw DriverError(message: String(decoding: errors, as: UTF8.self))
         }
-        guard let object = try JSONSerialization.jsonObject(with: output) as? [String: Any] else {
-            throw DriverError(message: "not one JSON object: \(String(decoding: output, as: UTF8.self))")
-        }
-        return object
+        return output
     }
 
     struct DriverError: Error, CustomStringConvertible {

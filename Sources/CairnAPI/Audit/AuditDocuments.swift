@@ -1,5 +1,4 @@
 import Cairn
-import Foundation
 
 // The JSON documents of the audit endpoints (docs/openapi.yaml, "audit view paths"). Keys are
 // snake_case (the encoder converts); ids and keys are lowercase hex; times are ISO-8601 UTC with
@@ -34,7 +33,7 @@ struct LogRowDocument: Encodable, Sendable {
         author = entry.author.hex
         hlc = entry.hlc.rawValue
         hlcCounter = entry.hlc.counter
-        time = AuditTime.iso(entry.hlc)
+        time = entry.hlc.isoTime
         kind = entry.kind.description
         bucket = entry.payload.target?.bucket
         key = entry.payload.target?.key
@@ -50,7 +49,7 @@ struct LogRowDocument: Encodable, Sendable {
         case .delete(let bucket, let key): "delete \(bucket)/\(key)"
         case .merge(let decisions): "merge deciding \(decisions.count) key(s)"
         case .addWriter(let grant): "grant \(grant.key.hex.prefix(12)) \(grant.role)"
-        case .revokeWriter(let key, let from): "revoke \(key.hex.prefix(12)) from \(AuditTime.iso(from))"
+        case .revokeWriter(let key, let from): "revoke \(key.hex.prefix(12)) from \(from.isoTime)"
         }
     }
 }
@@ -150,14 +149,14 @@ struct EntryDetailDocument: Encodable, Sendable {
         }
         if case .addWriter(let g) = entry.payload { grant = Grant(key: g.key.hex, role: g.role.description) } else { grant = nil }
         if case .revokeWriter(let key, let from) = entry.payload {
-            revoke = Revoke(key: key.hex, from: from.rawValue, fromTime: AuditTime.iso(from))
+            revoke = Revoke(key: key.hex, from: from.rawValue, fromTime: from.isoTime)
         } else {
             revoke = nil
         }
         signature = Hex.encode(entry.signature)
         bodyBytes = entry.bodyBytes.count
         seq = stored.seq
-        ingested = AuditTime.iso(milliseconds: stored.ingestedMilliseconds)
+        ingested = ISOTime.string(milliseconds: stored.ingestedMilliseconds)
         verification = Verification(
             idMatchesBody: idMatchesBody, signatureValid: entry.hasValidSignature,
             parentsPresent: missingParents.isEmpty, missingParents: missingParents.map(\.hex), inert: stored.inert)
@@ -181,7 +180,7 @@ struct CandidateDocument: Encodable, Sendable {
     init(_ stored: StoredEntry) {
         id = stored.entry.id.hex
         kind = stored.entry.kind.description
-        time = AuditTime.iso(stored.entry.hlc)
+        time = stored.entry.hlc.isoTime
     }
 }
 
@@ -227,22 +226,16 @@ struct KeyHistoryDocument: Encodable, Sendable {
             let status = id == history.winner ? "winner" : lostIn[id] != nil ? "loser" : stored.inert ? "inert" : "superseded"
             return Version(
                 id: id.hex, kind: stored.entry.kind.description, author: stored.entry.author.hex, hlc: stored.entry.hlc.rawValue,
-                time: AuditTime.iso(stored.entry.hlc), inert: stored.inert, status: status, lostIn: lostIn[id]?.hex)
+                time: stored.entry.hlc.isoTime, inert: stored.inert, status: status, lostIn: lostIn[id]?.hex)
         }
         merges = history.merges.map { merge, decision in
-            Merge(merge: merge.entry.id.hex, time: AuditTime.iso(merge.entry.hlc), winner: decision.winner.hex, losers: decision.losers.map(\.hex))
+            Merge(merge: merge.entry.id.hex, time: merge.entry.hlc.isoTime, winner: decision.winner.hex, losers: decision.losers.map(\.hex))
         }
     }
 }
 
-/// The writer set now and every change to it (`GET /v1/writers/history`).
+/// Every change to the writer set (`GET /v1/writers/history`; the set now is `GET /v1/writers`).
 struct WriterHistoryDocument: Encodable, Sendable {
-    struct Writer: Encodable, Sendable {
-        let key: String
-        let role: String?
-        let revokedFrom: UInt64?
-        let revokedFromTime: String?
-    }
     struct Change: Encodable, Sendable {
         /// `grant` or `revoke`.
         let action: String
@@ -262,19 +255,14 @@ struct WriterHistoryDocument: Encodable, Sendable {
         let tookEffect: Bool
     }
 
-    let writers: [Writer]
     let events: [Event]
 
-    init(writers: [WriterInfo], events: [StoredEntry]) {
-        self.writers = writers.map { writer in
-            let from = writer.status.revokedFrom
-            return Writer(key: writer.key.hex, role: writer.status.role?.description, revokedFrom: from?.rawValue, revokedFromTime: from.map(AuditTime.iso))
-        }
+    init(events: [StoredEntry]) {
         self.events = events.map { stored in
             let entry = stored.entry
             return Event(
                 id: entry.id.hex, kind: entry.kind.description, author: entry.author.hex, hlc: entry.hlc.rawValue,
-                time: AuditTime.iso(entry.hlc), changes: Self.changes(entry.payload), tookEffect: !stored.inert)
+                time: entry.hlc.isoTime, changes: Self.changes(entry.payload), tookEffect: !stored.inert)
         }
     }
 
@@ -283,7 +271,7 @@ struct WriterHistoryDocument: Encodable, Sendable {
         case .genesis(_, let writers): writers.map(grant)
         case .addWriter(let writer): [grant(writer)]
         case .revokeWriter(let key, let from):
-            [Change(action: "revoke", key: key.hex, role: nil, from: from.rawValue, fromTime: AuditTime.iso(from))]
+            [Change(action: "revoke", key: key.hex, role: nil, from: from.rawValue, fromTime: from.isoTime)]
         default: []
         }
     }
@@ -332,23 +320,15 @@ struct PeersDocument: Encodable, Sendable {
     private static func peer(address: String, identity: PublicKey?, status: PeerStatus?, now: UInt64) -> Peer {
         Peer(
             address: address, identity: identity?.hex, state: status?.state,
-            lastConnected: status?.lastConnectedMilliseconds.map(AuditTime.iso(milliseconds:)),
-            lastSync: status?.lastSyncMilliseconds.map(AuditTime.iso(milliseconds:)),
+            lastConnected: status?.lastConnectedMilliseconds.map(ISOTime.string(milliseconds:)),
+            lastSync: status?.lastSyncMilliseconds.map(ISOTime.string(milliseconds:)),
             entriesSent: status?.entriesSent, entriesReceived: status?.entriesReceived, entriesRejected: status?.entriesRejected,
             lagEntries: status?.lagEntries, lagIsLowerBound: status?.lagIsLowerBound, lagMilliseconds: status?.lagMilliseconds(now: now),
             lastError: status?.lastError)
     }
 }
 
-/// Times as the audit documents write them.
-enum AuditTime {
-    /// `2026-11-21T10:00:00.123Z` for milliseconds since the Unix epoch.
-    static func iso(milliseconds: UInt64) -> String {
-        Date(timeIntervalSince1970: Double(milliseconds) / 1000).formatted(format)
-    }
-
-    /// An HLC's wall time.
-    static func iso(_ hlc: HLC) -> String { iso(milliseconds: hlc.wallMilliseconds) }
-
-    private static let format = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
+extension HLC {
+    /// The wall time of the HLC, as the audit documents write times.
+    fileprivate var isoTime: String { ISOTime.string(milliseconds: wallMilliseconds) }
 }

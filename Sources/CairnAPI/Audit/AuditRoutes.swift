@@ -30,8 +30,8 @@ struct AuditRoutes: Sendable {
     func register(on router: APIRouter) {
         router.get("v1/log") { request, _ in try await window(request) }
         router.get("v1/entries/:id") { _, context in try await entry(context.parameters.require("id")) }
-        router.get("v1/keys/:bucket/**") { _, context in
-            try await keyHistory(bucket: context.parameters.require("bucket"), rest: context.parameters.getCatchAll())
+        router.get("v1/keys/:bucket/**") { request, context in
+            try await keyHistory(request.uri.path, bucket: context.parameters.require("bucket"))
         }
         router.get("v1/writers/history") { _, _ in try await writerHistory() }
         router.get("v1/sync/peers") { _, _ in try await peers() }
@@ -83,17 +83,22 @@ struct AuditRoutes: Sendable {
         return problem
     }
 
-    /// `rest` is the key's segments then `history`: a key may hold `/`, sent as is or as `%2F`.
-    private func keyHistory(bucket: String, rest: [Substring]) async throws -> Response {
-        guard rest.count >= 2, rest.last == "history" else { throw Problem.notFound("no such path: keys are read at /v1/keys/{bucket}/{key}/history") }
-        let bucket = try Self.decoded(bucket)
-        let key = try Self.decoded(rest.dropLast().joined(separator: "/"))
+    /// The key is the raw path between the bucket and `/history`, as the KV routes read it: it
+    /// may hold `/` (as is or as `%2F`), and empty segments are kept.
+    private func keyHistory(_ path: String, bucket rawBucket: String) async throws -> Response {
+        let suffix = "/history"
+        let rawKey = path.dropFirst("/v1/keys/".count + rawBucket.utf8.count + 1)
+        guard rawKey.hasSuffix(suffix), rawKey.count > suffix.count else {
+            throw Problem.notFound("no such path: a key's history is at /v1/keys/{bucket}/{key}/history")
+        }
+        let bucket = try KeyValueRoutes.decoded(Substring(rawBucket), what: "bucket")
+        let key = try KeyValueRoutes.decoded(rawKey.dropLast(suffix.count), what: "key")
         let history = try await log.history(bucket, key)
         return try AuditJSON.response(KeyHistoryDocument(bucket: bucket, key: key, history: history))
     }
 
     private func writerHistory() async throws -> Response {
-        try AuditJSON.response(WriterHistoryDocument(writers: try await log.writers(), events: try await log.writerSetHistory()))
+        try AuditJSON.response(WriterHistoryDocument(events: try await log.writerSetHistory()))
     }
 
     private func peers() async throws -> Response {
@@ -128,11 +133,6 @@ struct AuditRoutes: Sendable {
             throw Problem.badRequest("limit must be a whole number from 1 to \(maxWindow), not \(text)")
         }
         return limit
-    }
-
-    private static func decoded(_ segment: String) throws -> String {
-        guard let text = segment.removingPercentEncoding else { throw Problem.badRequest("bad percent-encoding in \(segment)") }
-        return text
     }
 
     /// The parent a lane continues with, as `cairn log --graph` orders them: the author's own

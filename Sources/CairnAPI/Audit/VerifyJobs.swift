@@ -15,12 +15,12 @@ final class VerifyJobs: Sendable {
         var total = 0
         var entriesChecked = 0
         var valuesChecked = 0
-        var problems: [Problem] = []
+        var problems: [Finding] = []
         var error: String?
     }
 
     /// One problem `verify` found.
-    struct Problem: Encodable, Sendable {
+    struct Finding: Encodable, Sendable {
         let entry: String?
         let seq: Int64?
         let message: String
@@ -81,7 +81,7 @@ final class VerifyJobs: Sendable {
                 job.checked = max(job.checked, job.total)
                 job.entriesChecked = report.entriesChecked
                 job.valuesChecked = report.valuesChecked
-                job.problems = report.problems.map { Problem(entry: $0.entryID?.hex, seq: $0.seq, message: $0.message) }
+                job.problems = report.problems.map { Finding(entry: $0.entryID?.hex, seq: $0.seq, message: $0.message) }
             }
         } catch {
             finish(id) { $0.state = "failed"; $0.error = "\(error)" }
@@ -89,15 +89,21 @@ final class VerifyJobs: Sendable {
     }
 
     private func update(_ id: String, _ change: (inout Job) -> Void) {
-        state.withLock { state in state.jobs[id].map { job in var job = job; change(&job); state.jobs[id] = job } }
+        state.withLock { state in Self.change(id, in: &state, change) }
     }
 
     /// Records the job's outcome and frees the slot, in one step: a job never reads as ended
     /// while a new one would still be refused.
     private func finish(_ id: String, _ change: (inout Job) -> Void) {
         state.withLock { state in
-            state.jobs[id].map { job in var job = job; change(&job); state.jobs[id] = job }
+            Self.change(id, in: &state, change)
             state.running = nil
         }
+    }
+
+    private static func change(_ id: String, in state: inout State, _ change: (inout Job) -> Void) {
+        guard var job = state.jobs[id] else { return }
+        change(&job)
+        state.jobs[id] = job
     }
 }

@@ -32,6 +32,9 @@ function h(tag, attrs, ...children) {
   return element;
 }
 
+// An HLC is wall milliseconds << 16 | counter; past 2^53 a JSON number is rounded, which moves
+// it by far less than a millisecond: fine for showing its time.
+const hlcTime = (hlc) => new Date(Math.floor(hlc / 65536)).toISOString();
 const short = (hex) => (hex ? hex.slice(0, 12) : "");
 const enc = encodeURIComponent;
 const entryHref = (id) => "#/entry/" + id;
@@ -320,18 +323,18 @@ function fieldTable(rows) {
 const check = (good, yes, no) => h("span", { class: good ? "ok" : "bad" }, good ? "✓ " + yes : "✗ " + no);
 
 async function showOverview() {
-  const summary = await api("/v1/log/summary");
+  const [status, heads] = await Promise.all([api("/v1/status"), api("/v1/heads")]);
   return {
     name: "overview",
     nodes: [
-      h("h2", {}, "Log " + summary.name),
+      h("h2", {}, "Log " + status.name),
       fieldTable([
-        ["log id", h("span", { class: "mono" }, summary.log_id)],
-        ["entries", summary.entries],
-        ["heads", ...summary.heads.flatMap((id) => [entryLink(id), " "])],
-        ["this node", h("span", { class: "mono" }, summary.node_key)],
-        ["orphans", summary.orphans],
-        ["quarantined", summary.quarantined],
+        ["log id", h("span", { class: "mono" }, status.log)],
+        ["entries", status.entries],
+        ["heads", ...heads.heads.flatMap((head) => [entryLink(head.id), " "])],
+        ["this node", h("span", { class: "mono" }, status.node_key || "(no node key: read-only)")],
+        ["orphans", status.orphans],
+        ["quarantined", status.quarantined],
       ]),
       h("p", { class: "muted" }, "Click an entry in the graph for its detail; its key links to the key's history."),
     ],
@@ -409,10 +412,10 @@ async function showKey(bucket, key) {
 }
 
 async function showWriters() {
-  const history = await api("/v1/writers/history");
-  const current = history.writers.map((w) => h("tr", {},
+  const [now, history] = await Promise.all([api("/v1/writers"), api("/v1/writers/history")]);
+  const current = now.writers.map((w) => h("tr", {},
     h("td", {}, h("span", { class: "swatch", style: "background:" + colourOf(w.key) }), " ", h("span", { class: "mono" }, w.key)),
-    h("td", {}, w.role || "none"), h("td", {}, w.revoked_from_time || "-")));
+    h("td", {}, w.role || "none"), h("td", {}, w.revoked_from === null ? "-" : hlcTime(w.revoked_from))));
   const events = history.events.map((e) => h("tr", { class: e.took_effect ? "" : "muted" },
     h("td", {}, e.time), h("td", {}, entryLink(e.id)), h("td", {}, short(e.author)),
     h("td", {}, e.changes.map((c) => h("div", {}, c.action + " ", h("span", { class: "mono" }, short(c.key)), c.role ? " " + c.role : "", c.from_time ? " from " + c.from_time : ""))),
@@ -492,8 +495,8 @@ async function followVerify(href, bar, state, problems) {
 
 async function start() {
   try {
-    const [summary, writers] = await Promise.all([api("/v1/log/summary"), api("/v1/writers/history")]);
-    document.getElementById("log-name").textContent = summary.name;
+    const [status, writers] = await Promise.all([api("/v1/status"), api("/v1/writers")]);
+    document.getElementById("log-name").textContent = status.name;
     for (const w of writers.writers) colourOf(w.key);
     document.getElementById("authors").replaceChildren(...writers.writers.map((w) =>
       h("span", { title: w.key }, h("span", { class: "swatch", style: "background:" + colourOf(w.key) }), short(w.key).slice(0, 8))));
