@@ -26,7 +26,11 @@ struct AuditTestLog {
 
         let revokeAt = steps * 2 / 3
         for step in 0..<steps {
-            if step == revokeAt { try await first.revokeWriter(nodes[2].nodeKey) }
+            if step == revokeAt {
+                // Node 2 writes on before the revocation reaches it: entries that end up inert.
+                try await first.revokeWriter(nodes[2].nodeKey)
+                for late in 0..<3 { try await nodes[2].put("config", "late/\(late)", Array("after revocation".utf8)) }
+            }
             let actor = Int.random(in: 0..<3, using: &random)
             if Int.random(in: 0..<4, using: &random) > 0 {
                 // The revoked node writes until it learns of its revocation; then it may not.

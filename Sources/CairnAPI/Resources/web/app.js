@@ -391,10 +391,10 @@ async function showKey(bucket, key) {
     h("td", {}, entryLink(version.id)),
     h("td", {}, version.kind),
     h("td", {}, h("span", { class: "swatch", style: "background:" + colourOf(version.author) }), " ", short(version.author)),
-    h("td", {}, version.time),
+    h("td", {}, version.time.replace("T", " ").replace("Z", "")),
     h("td", { class: "status" }, version.status + (version.lost_in ? " (merge " : ""), version.lost_in ? entryLink(version.lost_in) : null, version.lost_in ? ")" : "")));
   const merges = history.merges.map((m) => h("tr", {},
-    h("td", {}, entryLink(m.merge)), h("td", {}, m.time), h("td", {}, entryLink(m.winner)),
+    h("td", {}, entryLink(m.merge)), h("td", {}, m.time.replace("T", " ").replace("Z", "")), h("td", {}, entryLink(m.winner)),
     h("td", {}, ...m.losers.flatMap((l) => [entryLink(l), " "]))));
   return {
     name: "key",
