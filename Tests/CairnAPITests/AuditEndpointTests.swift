@@ -172,6 +172,29 @@ struct AuditEndpointTests {
         }
     }
 
+    @Test func peersShowWhatSyncRecorded() async throws {
+        let root = temporaryPath("peers")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let log = try CairnLog.create(at: root, name: "peers")
+        let known = SigningKey.generate().publicKey, dialledIn = SigningKey.generate().publicKey
+        try await log.addPeer(PeerAddress(address: "10.0.0.2:7470"))
+        var status = PeerStatus(identity: known, address: "10.0.0.2:7470", state: "synced")
+        status.lastSyncMilliseconds = 1_764_000_000_000
+        status.lagEntries = 12
+        try await log.savePeerStatus(status)
+        try await log.savePeerStatus(PeerStatus(identity: dialledIn, address: "10.0.0.3:40000", state: "connected"))
+        try await withServedLog(log) { address in
+            let peers = try #require(try jsonObject(try await TestHTTP.send(.GET, "/v1/sync/peers", to: address))["peers"] as? [[String: Any]])
+            let addresses: [String] = peers.compactMap { $0["address"] as? String }
+            #expect(addresses == ["10.0.0.2:7470", "10.0.0.3:40000"], "listed peers first, then peers that only dialled in")
+            #expect(peers.first?["identity"] as? String == known.hex)
+            #expect(peers.first?["state"] as? String == "synced")
+            #expect(peers.first?["lag_entries"] as? Int == 12)
+            #expect(peers.first?["last_sync"] as? String == "2025-11-24T16:00:00.000Z")
+            #expect(peers.last?["identity"] as? String == dialledIn.hex)
+        }
+    }
+
     @Test func verifyRunsAsAJobWithProgress() async throws {
         try await withAuditLog { generated, address in
             let started = try await TestHTTP.send(.POST, "/v1/verify", to: address)
