@@ -28,15 +28,15 @@ struct AuditRoutes: Sendable {
     }
 
     func register(on router: APIRouter) {
-        router.get("v1/log") { request, _ in try await window(request) }
-        router.get("v1/entries/:id") { _, context in try await entry(context.parameters.require("id")) }
-        router.get("v1/keys/:bucket/**") { request, context in
+        router.get("/v1/log") { request, _ in try await window(request) }
+        router.get("/v1/entries/:id") { _, context in try await entry(context.parameters.require("id")) }
+        router.get("/v1/keys/:bucket/**") { request, context in
             try await keyHistory(request.uri.path, bucket: context.parameters.require("bucket"))
         }
-        router.get("v1/writers/history") { _, _ in try await writerHistory() }
-        router.get("v1/sync/peers") { _, _ in try await peers() }
-        router.post("v1/verify") { _, _ in try startVerify() }
-        router.get("v1/verify/:job") { _, context in try verifyJob(context.parameters.require("job")) }
+        router.get("/v1/writers/history") { _, _ in try await writerHistory() }
+        router.get("/v1/sync/peers") { _, _ in try await peers() }
+        router.post("/v1/verify") { _, _ in try startVerify() }
+        router.get("/v1/verify/:job") { _, context in try verifyJob(context.parameters.require("job")) }
     }
 
     // MARK: - Handlers
