@@ -65,7 +65,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        ], resources: [.copy("Resources/web")]),  // the web audit view's page, served at /
         .executableTarget(name: "CairnCLI", dependencies: [
             "Cairn", "CairnCore", "CairnStore", "CairnSync", "CairnSQLite", "CairnAPI",
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -100,7 +100,7 @@ let package = Package(
         ]),
         .testTarget(name: "CairnCLITests", dependencies: ["Cairn", "CairnCore", "CairnStore", "CairnSQLite"]),
         .testTarget(name: "CairnAPITests", dependencies: [
-            "CairnAPI", "Cairn",
+            "CairnAPI", "Cairn", "CairnTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -307,6 +307,8 @@ enum Schema {
         SELECT e.id, e.hlc, e.author, e.kind, w.key, w.role, w.revoked_from
         FROM writer_events w JOIN entries e ON e.id = w.entry_id
         """
+    /// The writer-set entries (genesis, add, revoke) in the writer-set rule's order (the audit view's writer history).
+    static let writerSetEntries = "SELECT \(entryColumns) FROM entries WHERE kind IN (1, 5, 6) ORDER BY hlc, author, id"
     static let writerRow = "SELECT role, revoked_from FROM writers WHERE key = ?1"
     static let writersTable = "SELECT key, role, revoked_from FROM writers ORDER BY key"
     static let upsertWriter = """

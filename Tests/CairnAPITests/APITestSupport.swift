@@ -17,14 +17,15 @@ func withServedLog<T: Sendable>(
 ) async throws -> T {
     let path = temporaryPath(name)
     defer { try? FileManager.default.removeItem(atPath: path) }
-    return try await withServedLog(log: try CairnLog.create(at: path, name: name), configuration: configuration, body)
+    let log = try CairnLog.create(at: path, name: name)
+    return try await withServedLog(log, configuration: configuration) { address in try await body(log, address) }
 }
 
-/// `log` served on an ephemeral loopback port (or as `configuration` says) for the duration of
-/// `body`; the server is shut down gracefully before returning.
+/// `log` served on an ephemeral loopback port (or `address`) for the duration of `body`; the
+/// server is shut down gracefully before returning.
 func withServedLog<T: Sendable>(
-    log: CairnLog, configuration: APIConfiguration = try! APIConfiguration(listen: "127.0.0.1:0"),
-    _ body: (CairnLog, APIConfiguration.Address) async throws -> T
+    _ log: CairnLog, configuration: APIConfiguration = try! APIConfiguration(listen: "127.0.0.1:0"),
+    _ body: (APIConfiguration.Address) async throws -> T
 ) async throws -> T {
     let server = try APIServer(log: log, configuration: configuration)
     let group = ServiceGroup(services: [server], logger: Logger(label: "test"))
@@ -32,7 +33,7 @@ func withServedLog<T: Sendable>(
         tasks.addTask { try await group.run() }
         defer { tasks.cancelAll() }
         let address = try await server.listeningAddress()
-        let result = try await body(log, address)
+        let result = try await body(address)
         await group.triggerGracefulShutdown()
         try await tasks.next()
         return result

@@ -16,7 +16,7 @@ import Testing
         let path = temporaryPath("replica")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let replica = try CairnLog.join(at: path, genesis: genesis)
-        let imported = try await withServedLog(log: replica) { log, address in
+        let imported = try await withServedLog(replica) { address in
             let reply = try await TestHTTP.send(.POST, "/v1/bundle", to: address, body: bundle)
             #expect(reply.status == 200)
             return try jsonObject(reply)["entries"] as? Int
