@@ -37,7 +37,14 @@ struct AuditRoutes: Sendable {
         router.get("/v1/sync/peers") { _, _ in try await peers() }
         router.post("/v1/verify") { _, _ in try startVerify() }
         router.get("/v1/verify/:job") { _, context in try verifyJob(context.parameters.require("job")) }
+        for (path, allowed) in Self.methods { router.refuseMethods(on: path, allowing: allowed) }
     }
+
+    /// Every audit path and its methods: the others get `405` with `Allow`, as the API's own.
+    static let methods: [(RouterPath, [HTTPRequest.Method])] = [
+        ("/v1/log", [.get]), ("/v1/entries/:id", [.get]), ("/v1/keys/:bucket/**", [.get]), ("/v1/writers/history", [.get]),
+        ("/v1/sync/peers", [.get]), ("/v1/verify", [.post]), ("/v1/verify/:job", [.get]),
+    ]
 
     // MARK: - Handlers
 
