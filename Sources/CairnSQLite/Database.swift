@@ -405,6 +405,8 @@ package enum SQLiteValue: Sendable {
     case text(String)
     case blob([UInt8])
 
-    /// An integer value from any fixed-width integer.
-    package static func integer<I: BinaryInteger>(_ value: I) -> SQLiteValue { .int(Int64(value)) }
+    /// An integer value from any fixed-width integer, clamped to SQLite's signed 64-bit range:
+    /// a bound from outside (an HLC cursor of 2^64 − 1 in a request) never traps. Stored HLCs
+    /// are below 2^63, so a clamped bound still orders as the unclamped one would.
+    package static func integer<I: BinaryInteger>(_ value: I) -> SQLiteValue { .int(Int64(clamping: value)) }
 }

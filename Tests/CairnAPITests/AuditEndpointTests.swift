@@ -60,6 +60,11 @@ struct AuditEndpointTests {
                 let type: String = try jsonObject(reply)["type"] as? String ?? ""
                 #expect(type.hasPrefix("https://cairn.dev/problems/"))
             }
+            // A cursor beyond every HLC (2^64 − 1) reads from the newest entry; it once trapped
+            // the server converting the bound to SQLite's signed integer.
+            let beyond = try await TestHTTP.send(.GET, "/v1/log?limit=2&before=18446744073709551615-\(String(repeating: "f", count: 64))", to: address)
+            #expect(beyond.status == 200)
+            #expect(try await TestHTTP.send(.GET, "/v1/status", to: address).status == 200, "still serving")
         }
     }
 
