@@ -51,17 +51,12 @@ struct AuditTestLog {
         try await node.writers().first { $0.key == node.nodeKey }?.status.revokedFrom == nil
     }
 
-    /// Copies every entry (and value) of `source` into `target`, oldest first (known ones are
-    /// duplicates, which change nothing).
+    /// Copies every entry (and value) of `source` into `target` through a bundle, as two nodes
+    /// exchanging files would (entries `target` holds are duplicates, which change nothing).
     static func copy(from source: CairnLog, to target: CairnLog) async throws {
-        var filter = LogFilter()
-        filter.newestFirst = false
-        var raws: [RawEntry] = []
-        for stored in try await source.log(filter) {
-            var value: [UInt8]?
-            if case .put(_, _, let ref) = stored.entry.payload, case .present(let bytes) = try await source.value(ref.digest) { value = bytes }
-            raws.append(RawEntry(body: stored.entry.bodyBytes, signature: stored.entry.signature, value: value))
-        }
-        _ = try await target.insert(raws)
+        let bundle = NSTemporaryDirectory() + "cairn-copy-\(UUID().uuidString).bundle"
+        defer { try? FileManager.default.removeItem(atPath: bundle) }
+        _ = try await source.exportBundle(to: bundle)
+        _ = try await target.importBundle(from: bundle)
     }
 }

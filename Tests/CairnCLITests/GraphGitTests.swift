@@ -137,17 +137,13 @@ struct GraphGitTests {
         #expect(drawn == expected, "seed \(seed), \(items.count) entries, \(merges) merges\ncairn:\n\(drawn.joined(separator: "\n"))\ngit:\n\(expected.joined(separator: "\n"))")
     }
 
-    /// Copies every entry (and value) of `source` that `target` lacks, oldest first.
+    /// Copies every entry (and value) of `source` into `target` through a bundle, as two nodes
+    /// exchanging files would (entries `target` holds are duplicates, which change nothing).
     private func sync(from source: CairnLog, to target: CairnLog) async throws {
-        var filter = LogFilter()
-        filter.newestFirst = false
-        var raws: [RawEntry] = []
-        for stored in try await source.log(filter) {
-            var value: [UInt8]?
-            if case .put(_, _, let ref) = stored.entry.payload, case .present(let bytes) = try await source.value(ref.digest) { value = bytes }
-            raws.append(RawEntry(body: stored.entry.bodyBytes, signature: stored.entry.signature, value: value))
-        }
-        _ = try await target.insert(raws)
+        let bundle = NSTemporaryDirectory() + "cairn-copy-\(UUID().uuidString).bundle"
+        defer { try? FileManager.default.removeItem(atPath: bundle) }
+        _ = try await source.exportBundle(to: bundle)
+        _ = try await target.importBundle(from: bundle)
     }
 }
 
