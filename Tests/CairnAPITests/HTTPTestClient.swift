@@ -44,9 +44,12 @@ enum TestHTTP {
             head.headers.add(name: "Connection", value: "close")
             for (name, value) in headers { head.headers.add(name: name, value: value) }
             if !body.isEmpty || method == .PUT || method == .POST { head.headers.add(name: "Content-Length", value: "\(body.count)") }
-            try await outbound.write(.head(head))
-            if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-            try await outbound.write(.end(nil))
+            // One write (one flush): the server may answer and close as soon as it has the head
+            // (`Connection: close`), and a separate write of the end would then fail.
+            var request: [HTTPClientRequestPart] = [.head(head)]
+            if !body.isEmpty { request.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+            request.append(.end(nil))
+            try await outbound.write(contentsOf: request)
             var parts = inbound.makeAsyncIterator()
             guard case .head(let responseHead)? = try await parts.next() else { throw TestHTTPError.noResponse }
             return try await read(responseHead, BodyChunks(parts: parts))

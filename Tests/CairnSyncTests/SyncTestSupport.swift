@@ -18,6 +18,9 @@ func testConfiguration() -> SyncConfiguration {
     configuration.pushPollInterval = .milliseconds(5)
     configuration.mergeSettle = .milliseconds(100)
     configuration.reconnectBackoff = (.milliseconds(50), .milliseconds(500))
+    // Generous: on a CI machine running every suite at once a handshake can take seconds; the
+    // deadline itself is tested on a manual clock (OperationsTests).
+    configuration.handshakeTimeout = .seconds(60)
     return configuration
 }
 
