@@ -1,5 +1,6 @@
 import CairnCore
 import Dispatch
+import Foundation
 
 /// `transform` applied to every index of `0..<count`, on up to `threads` threads (contiguous
 /// chunks, results in order). The CPU-bound halves of ingest and append (decode and verify,
@@ -23,49 +24,84 @@ private struct Slots: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
 }
 
-/// Signatures of `ids` computed on a global queue, chunk by chunk, while the caller (the
-/// store's queue) applies the entries whose signatures are ready: signing and applying overlap
-/// on two cores instead of taking turns. ``signature(_:)`` must be asked in index order;
-/// ``finish()`` must be called before the value is dropped (it waits for the signer).
+/// Signatures of `ids`, chunk by chunk, shared between a helper on a global queue and the
+/// caller (the store's queue), which applies the entries signed so far: signing and applying
+/// overlap on two cores instead of taking turns. Each chunk is claimed once, in order, by
+/// whichever side gets to it first; the caller waits only for a chunk the helper has claimed
+/// (and so is signing on a running thread) and signs an unclaimed one itself. So it never waits
+/// on a work item that has not started: with every pool thread busy (or blocked), the caller
+/// simply signs everything. ``signature(_:)`` must be asked in index order; ``finish()`` stops
+/// the helper from claiming more.
 final class PipelinedSignatures: @unchecked Sendable {
     static let chunk = 64
-    private let count: Int
+    private let ids: [[UInt8]]
+    private let signer: SigningKey
+    private let chunks: Int
     private let slots: UnsafeMutableBufferPointer<[UInt8]>
-    private let ready: [DispatchSemaphore]
-    private let signed = DispatchGroup()
-    private var waitedFor = -1
+    private let helperSigned: [DispatchSemaphore]
+    private let lock = NSLock()
+    private var nextUnclaimed = 0  // guarded by `lock`
+    private var stopped = false    // guarded by `lock`
+    private var current = -1       // the caller's chunk; the caller's alone
 
     init(ids: [[UInt8]], signer: SigningKey) {
-        count = ids.count
+        self.ids = ids
+        self.signer = signer
+        chunks = (ids.count + Self.chunk - 1) / Self.chunk
         slots = .allocate(capacity: ids.count)
         slots.initialize(repeating: [])
-        let chunks = (ids.count + Self.chunk - 1) / Self.chunk
-        ready = (0..<chunks).map { _ in DispatchSemaphore(value: 0) }
-        // The signer writes slot i before signalling i's chunk; the caller reads it only after
-        // waiting for that signal, so no slot is touched by both threads at once.
-        let base = Slots(base: UnsafeMutableRawPointer(slots.baseAddress!))
-        DispatchQueue.global(qos: .userInitiated).async(group: signed) { [ready] in
-            let out = base.base.assumingMemoryBound(to: [UInt8].self)
-            for chunk in 0..<chunks {
-                for i in (chunk * Self.chunk)..<min(ids.count, (chunk + 1) * Self.chunk) { out[i] = signer.sign(ids[i]) }
-                ready[chunk].signal()
+        helperSigned = (0..<chunks).map { _ in DispatchSemaphore(value: 0) }
+        // The helper writes a chunk's slots before signalling it; the caller reads them only
+        // after that signal, or after signing them itself.
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            while let chunk = claimNext() {
+                sign(chunk)
+                helperSigned[chunk].signal()
             }
         }
     }
 
-    /// The signature of `ids[index]`, waiting for its chunk if it is not signed yet.
+    /// The helper's next chunk: the first unclaimed one, unless stopped or none is left.
+    private func claimNext() -> Int? {
+        lock.withLock {
+            guard !stopped, nextUnclaimed < chunks else { return nil }
+            nextUnclaimed += 1
+            return nextUnclaimed - 1
+        }
+    }
+
+    /// Claims `chunk` for the caller if the helper has not: chunks are claimed in order, and
+    /// the caller asks for them in order, so it is either the next unclaimed one or taken.
+    private func claimForCaller(_ chunk: Int) -> Bool {
+        lock.withLock {
+            guard nextUnclaimed == chunk else { return false }
+            nextUnclaimed += 1
+            return true
+        }
+    }
+
+    private func sign(_ chunk: Int) {
+        for i in (chunk * Self.chunk)..<min(ids.count, (chunk + 1) * Self.chunk) { slots[i] = signer.sign(ids[i]) }
+    }
+
+    /// The signature of `ids[index]`: signed here if its chunk is unclaimed, else once the
+    /// helper has signed it.
     func signature(_ index: Int) -> [UInt8] {
         let chunk = index / Self.chunk
-        while waitedFor < chunk {
-            waitedFor += 1
-            ready[waitedFor].wait()
+        if chunk != current {
+            current = chunk
+            if claimForCaller(chunk) { sign(chunk) } else { helperSigned[chunk].wait() }
         }
         return slots[index]
     }
 
-    /// Waits until the signer is done (also when the caller stopped early) and frees the slots.
+    /// Stops the helper from claiming more chunks (the caller may have stopped early). The
+    /// slots are freed with the object, once the helper has let go of it too.
     func finish() {
-        signed.wait()
+        lock.withLock { stopped = true }
+    }
+
+    deinit {
         slots.deinitialize()
         slots.deallocate()
     }

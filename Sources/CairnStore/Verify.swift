@@ -1,6 +1,7 @@
 import CairnCore
 import CairnSQLite
 import Dispatch
+import Foundation
 
 /// One problem `verify` found.
 public struct VerifyProblem: Sendable, CustomStringConvertible {
@@ -387,20 +388,36 @@ extension VerifyReport {
     mutating func problem(_ message: String) { problems.append(VerifyProblem(entryID: nil, seq: nil, message: message)) }
 }
 
-/// Work started on a global queue now, its result collected later by ``wait()``.
+/// Work started on a global queue now, its result collected later by ``wait()``. If no pool
+/// thread has picked the work up by then, ``wait()`` runs it itself: it never blocks on a work
+/// item that has not started (with the pool's threads all busy or blocked, that could be never).
 private final class Prefetch<T: Sendable>: @unchecked Sendable {
+    private let work: @Sendable () -> T
     private var result: T?
+    private var claimed = false  // guarded by `lock`
+    private let lock = NSLock()
     private let done = DispatchSemaphore(value: 0)
 
     init(_ work: @escaping @Sendable () -> T) {
+        self.work = work
         DispatchQueue.global().async {
+            guard self.claim() else { return }
             self.result = work()
             self.done.signal()
         }
     }
 
-    /// Blocks until the work is done; call once.
+    private func claim() -> Bool {
+        lock.withLock {
+            defer { claimed = true }
+            return !claimed
+        }
+    }
+
+    /// The work's result: computed here if no pool thread has started it, else waited for.
+    /// Call once.
     func wait() -> T {
+        if claim() { return work() }
         done.wait()
         return result!
     }
