@@ -64,6 +64,8 @@ import Testing
         var configuration = testConfiguration()
         configuration.maxMessageBytes = 1 << 20
         configuration.inboundPolicy = .anyHolderOfTheSecret  // scripted peers use fresh keys
+        configuration.handshakeTimeout = .seconds(20)  // the staller below; honest handshakes stay far inside it
+        configuration.idleTimeout = .seconds(60)       // and well past it
         let nodes = try await makeCluster("hostile", count: 2, configuration: configuration)
         try await connectFullMesh(nodes)
         _ = try await awaitConvergence(nodes)
@@ -116,8 +118,8 @@ import Testing
         _ = try await foreign.run()
         try await eventually(10, "foreign log refused") { dropped("wrong_log") == 1 }
 
-        // A peer that stalls before the handshake is dropped at the handshake deadline (5 s), well
-        // before the idle timeout.
+        // A peer that stalls before the handshake is dropped at the handshake deadline (20 s here),
+        // well before the idle timeout.
         _ = try await peer.run(stall: true)
         try await eventually(60, "staller dropped") { dropped("handshake_timeout") >= 1 }
 
