@@ -89,6 +89,9 @@ actor PeerSession {
     private var writtenCount = 0
     private var queuedBytes = 0
     private var writeWaiters: [(number: Int, continuation: CheckedContinuation<Void, any Error>)] = []
+    /// Set once the writer has stopped (the channel failed or the outbox ended): nothing queued
+    /// will be written any more, so nobody may wait for it.
+    private var writerStopped = false
 
     /// A message waiting for the writer.
     private struct Queued: Sendable {
@@ -375,7 +378,7 @@ actor PeerSession {
     /// Waits until message `number` was handed to the socket.
     private func waitWritten(_ number: Int) async throws {
         if writtenCount >= number { return }
-        if hasEnded { throw CancellationError() }
+        if hasEnded || writerStopped { throw CancellationError() }
         try await withCheckedThrowingContinuation { writeWaiters.append((number, $0)) }
     }
 
@@ -404,6 +407,15 @@ actor PeerSession {
         } catch {
             close()
         }
+        await stopWriting()
+    }
+
+    /// The writer is gone: a `say` waiting for its message (a `bye` while the peer also hung
+    /// up) would otherwise wait forever, holding the session — and a node stopping — with it.
+    private func stopWriting() {
+        writerStopped = true
+        for waiter in writeWaiters { waiter.continuation.resume(throwing: CancellationError()) }
+        writeWaiters = []
     }
 
     // MARK: - Heads and delta fetch
