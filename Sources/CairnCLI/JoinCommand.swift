@@ -76,12 +76,14 @@ struct JoinCommand: CairnCommand {
         let bar = ProgressBar(label: "fetching")
         let clock = Stopwatch()
         let before = try await node.counts().entries
+        let firstSeq = try await node.lastSeq()
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await sync.run() }
             defer { tasks.cancelAll() }
             while true {
                 try await Task.sleep(for: .milliseconds(100))
-                bar.update(count: try await node.counts().entries - before)
+                // The ingest sequence, not a count: one indexed lookup per redraw, not a scan.
+                bar.update(count: Int(try await node.lastSeq() - firstSeq))
                 let status = try await node.peerStatuses().first { ($0.lastConnectedMilliseconds ?? 0) >= started }
                 if let synced = status?.lastSyncMilliseconds, synced >= started { break }
                 if let status, status.state != "connected", let error = status.lastError {
