@@ -26,7 +26,8 @@ extension CairnLog {
     ///   malformed row).
     public func history(_ bucket: String, _ key: String, after last: KeyVersion?, limit: Int) throws(CairnError) -> [KeyVersion] {
         try CairnError.translating {
-            try withDefeats(try store.historyPage(bucket: bucket, key: key, after: last?.stored.entry, limit: max(1, limit)))
+            try store.withDefeats { try store.historyPage(bucket: bucket, key: key, after: last?.stored.entry, limit: max(1, limit)) }
+                .map { KeyVersion(stored: $0, defeats: $1) }
         }
     }
 
@@ -36,11 +37,8 @@ extension CairnLog {
     ///   malformed row).
     public func history(_ bucket: String, _ key: String, newest count: Int) throws(CairnError) -> [KeyVersion] {
         try CairnError.translating {
-            try withDefeats(try store.newestHistory(bucket: bucket, key: key, count: max(1, count)))
+            try store.withDefeats { try store.newestHistory(bucket: bucket, key: key, count: max(1, count)) }
+                .map { KeyVersion(stored: $0, defeats: $1) }
         }
-    }
-
-    private func withDefeats(_ versions: [StoredEntry]) throws -> [KeyVersion] {
-        try versions.map { KeyVersion(stored: $0, defeats: try store.defeats(of: $0.entry.id)) }
     }
 }

@@ -59,14 +59,25 @@ extension LogStore {
     /// - Throws: SQLite errors; ``StoreError/corrupt(_:)`` for a malformed row.
     public func defeats(of loser: Hash32) throws -> [Defeat] {
         try requireMergeDefeats()
-        return try database.readTransaction {
-            let statement = try database.prepare(Schema.defeatsOf).bind(.blob(loser.bytes))
-            var out: [Defeat] = []
-            while try statement.step() {
-                out.append(Defeat(merge: try statement.hash(0, "merge_defeats"), winner: try statement.hash(1, "merge_defeats")))
-            }
-            return out
+        return try database.readTransaction { try defeatRows(of: loser) }
+    }
+
+    /// The entries `read` returns, each with its defeats, all read in one transaction (one
+    /// snapshot): a page of a key's history.
+    ///
+    /// - Throws: SQLite errors; ``StoreError/corrupt(_:)`` for a malformed row.
+    public func withDefeats(_ read: () throws -> [StoredEntry]) throws -> [(StoredEntry, [Defeat])] {
+        try requireMergeDefeats()
+        return try database.readTransaction { try read().map { ($0, try defeatRows(of: $0.entry.id)) } }
+    }
+
+    private func defeatRows(of loser: Hash32) throws -> [Defeat] {
+        let statement = try database.prepare(Schema.defeatsOf).bind(.blob(loser.bytes))
+        var out: [Defeat] = []
+        while try statement.step() {
+            out.append(Defeat(merge: try statement.hash(0, "merge_defeats"), winner: try statement.hash(1, "merge_defeats")))
         }
+        return out
     }
 
     /// The merge entries whose decisions mention `bucket/key`, with that decision.
